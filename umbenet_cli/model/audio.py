@@ -1,0 +1,66 @@
+"""Audio stream E_a (eq. 1): a small 1-D CNN trained from scratch, over waveform or log-mel.
+
+The paper's "imbalanced" encoder gives vision most of the parameters; this branch is kept small
+(six strided conv layers, then two linear layers to the model width), as in the authors' code.
+Padding after a clip's real length is masked out of the time pooling.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from umbenet_cli.model.config import AudioConfig
+
+# (kernel, stride) per conv layer over the raw 16 kHz waveform: total stride 4*4*2*2*2*2 = 256,
+# i.e. one feature every 16 ms. Over log-mel frames (10 ms hop) the stride is kept small.
+_WAVE_LAYERS = [(10, 4), (8, 4), (4, 2), (4, 2), (4, 2), (4, 2)]
+_MEL_LAYERS = [(3, 1), (3, 2), (3, 1), (3, 2), (3, 1), (3, 1)]
+N_MELS = 80
+MEL_HOP = 160  # whisper.audio's hop length in samples
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, dim: int, cfg: AudioConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        plan = (_WAVE_LAYERS if cfg.input == "waveform" else _MEL_LAYERS)
+        plan = (plan * ((cfg.conv_layers + len(plan) - 1) // len(plan)))[: cfg.conv_layers]
+        self.plan = plan
+        layers: list[nn.Module] = []
+        c_in = 1 if cfg.input == "waveform" else N_MELS
+        for kernel, stride in plan:
+            layers += [nn.Conv1d(c_in, cfg.channels, kernel, stride),
+                       nn.GroupNorm(1, cfg.channels), nn.GELU()]
+            c_in = cfg.channels
+        self.convs = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(cfg.channels, cfg.hidden), nn.GELU(),
+                                  nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, dim))
+
+    @property
+    def num_samples(self) -> int:
+        """Fixed input length S in samples (clips are cropped or zero padded to it)."""
+        return int(round(self.cfg.seconds * self.cfg.sample_rate))
+
+    def _features(self, wave: torch.Tensor) -> torch.Tensor:
+        if self.cfg.input == "waveform":
+            # Per-clip standardisation over the real samples would need lengths; a fixed scale is
+            # enough for 16-bit audio decoded to [-1, 1].
+            return wave.unsqueeze(1)
+        from whisper.audio import log_mel_spectrogram  # torch-only; no model download
+
+        return log_mel_spectrogram(wave.float(), n_mels=N_MELS)[..., :-1]
+
+    def _out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        n = lengths if self.cfg.input == "waveform" else torch.div(lengths, MEL_HOP, rounding_mode="floor")
+        for kernel, stride in self.plan:
+            n = torch.div(n - kernel, stride, rounding_mode="floor") + 1
+        return n.clamp(min=1)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """wave [B, S] float in [-1, 1] at cfg.sample_rate, lengths [B] real samples -> F_a [B, D]."""
+        h = self.convs(self._features(wave))  # [B, C, L]
+        n = self._out_lengths(lengths.to(h.device)).clamp(max=h.shape[-1])
+        keep = torch.arange(h.shape[-1], device=h.device)[None, :] < n[:, None]
+        w = keep.unsqueeze(1).to(h.dtype)
+        pooled = (h * w).sum(-1) / w.sum(-1)
+        return self.head(pooled)

@@ -1,0 +1,147 @@
+"""Checkpoint folders: weights (safetensors), the resolved config, and what they were built on.
+
+A checkpoint is one folder:
+
+    model.safetensors   every weight and buffer except the frozen CLIP towers
+    config.json         the resolved UMBEnetConfig: the model can be rebuilt from it alone
+    meta.json           format version, backbone id + fingerprint + widths, library versions, extras
+    COMPLETE            written last; a folder without it is never loaded
+
+Saves are atomic: everything is written to a temporary sibling folder, flushed, and renamed into
+place, so a kill during a save leaves the previous checkpoint (or none), never a partial one that
+loads. Loads are strict: missing, unexpected and mis-shaped tensors are all reported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from umbenet_cli.model.backbone import Backbone, load_backbone
+from umbenet_cli.model.config import UMBEnetConfig
+
+FORMAT_VERSION = 1
+MARKER = "COMPLETE"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded as asked; the message lists every reason."""
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def atomic_folder_write(folder: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` to fill a temporary folder, then move it to ``folder`` atomically."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        write(tmp)
+        (tmp / MARKER).write_text("ok\n")
+        _fsync_tree(tmp)
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def save_checkpoint(model, folder: str | Path, extra: dict | None = None,
+                    write_extra: Callable[[Path], None] | None = None) -> Path:
+    """Save ``model`` (an UMBEnet) to ``folder``; ``write_extra(tmp)`` may add files (optimiser...)."""
+    import transformers
+
+    bb: Backbone = model.backbone
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "backbone": {"name": bb.name, "fingerprint": bb.fingerprint(), **asdict(bb.dims)},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "extra": extra or {},
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(model.config.to_json())
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        if write_extra is not None:
+            write_extra(tmp)
+
+    return atomic_folder_write(folder, write)
+
+
+def read_checkpoint(folder: str | Path) -> tuple[UMBEnetConfig, dict, dict[str, torch.Tensor]]:
+    """(config, meta, tensors) of a complete checkpoint folder; CheckpointError otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {folder}")
+    if not (folder / MARKER).is_file():
+        raise CheckpointError(f"{folder} is not a complete checkpoint (no {MARKER} marker): its save "
+                              f"was interrupted. Use another checkpoint of the run.")
+    config = UMBEnetConfig.from_json((folder / "config.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{folder}: checkpoint format {meta.get('format_version')} is not "
+                              f"{FORMAT_VERSION}, the one this version of umbenet reads")
+    return config, meta, load_file(str(folder / "model.safetensors"))
+
+
+def load_weights(model, folder: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint into an existing model, strictly. Returns the checkpoint's meta."""
+    config, meta, tensors = read_checkpoint(folder)
+    problems = []
+    diff = config.diff(model.config)
+    if diff:
+        problems.append("its config differs from the model's (checkpoint != model):\n      "
+                        + "\n      ".join(diff))
+    fp = model.backbone.fingerprint()
+    if meta["backbone"]["fingerprint"] != fp:
+        problems.append(f"it was trained on backbone {meta['backbone']['name']!r} (fingerprint "
+                        f"{meta['backbone']['fingerprint']}), the model has {model.backbone.name!r} ({fp})")
+    own = model.trainable_state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = [f"{k}: {tuple(tensors[k].shape)} != {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(tensors)) if tensors[k].shape != own[k].shape]
+    if missing:
+        problems.append(f"missing keys: {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys: {unexpected}")
+    if shapes:
+        problems.append(f"shape mismatches (checkpoint != model): {shapes}")
+    if problems:
+        raise CheckpointError(f"cannot load {folder} into this model:\n  - " + "\n  - ".join(problems)
+                              + "\n  Fix: build the model from the checkpoint itself, UMBEnet.load(folder).")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(tensors[k].to(device=v.device, dtype=v.dtype))
+    return meta
+
+
+def load_checkpoint(folder: str | Path, backbone: Backbone | None = None,
+                    map_location: str | torch.device = "cpu"):
+    """Rebuild the model a checkpoint folder describes and load its weights strictly."""
+    from umbenet_cli.model.umbenet import UMBEnet
+
+    config, _, _ = read_checkpoint(folder)
+    model = UMBEnet(config, backbone=backbone if backbone is not None else load_backbone(config.backbone))
+    load_weights(model, folder)
+    return model.to(map_location)

@@ -1,0 +1,332 @@
+"""The one configuration of a UMBEnet model (and of the schedule it is trained with).
+
+Everything the model is built from lives in frozen dataclasses here; nothing is inferred from data
+at run time. Sizes that belong to the CLIP backbone (its widths) are read from the backbone's own
+config when the model is built, and recorded in every checkpoint.
+
+    cfg = UMBEnetConfig.preset("paper", **{"pool.size": 16, "pool.top_k": 3})
+    cfg = cfg.override({"optim.lr": "2e-4"})        # strings are parsed, as from the CLI
+
+Validation reports every problem at once (torchtune's habit), each with the field, the bad value
+and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from umbenet_cli.data.classes import MAFW_CLASSES
+
+MODALITIES: tuple[str, ...] = ("video", "audio", "text")
+QUERY_FUNCTIONS: tuple[str, ...] = ("cosine", "l2", "l1")
+DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
+PAPER_BACKBONE = "openai/clip-vit-large-patch14"
+TINY_BACKBONE = "umbenet/tiny-random-clip"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """Trainable temporal transformer over per-frame CLIP embeddings (visual stream)."""
+
+    layers: int = 1
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    scene_stream: bool = False  # mix a whole-frame (scene) embedding into each face frame
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Small audio encoder trained from scratch (the 'imbalanced' encoder's light branch)."""
+
+    input: Literal["waveform", "logmel"] = "waveform"
+    sample_rate: int = 16000
+    seconds: float = 8.0  # clips are cropped or zero padded to this length
+    channels: int = 64  # width of the conv stack
+    conv_layers: int = 6
+    hidden: int = 256  # width of the first of the two linear layers
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """AdaptiveFusion (eq. 2-3): self-attention over the modality tokens with the modal mask."""
+
+    layers: int = 1
+    heads: int = 8
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Prompt Pool (eq. 4, 8-9)."""
+
+    size: int = 32  # N
+    length: int = 64  # L_p, tokens per prompt value
+    top_k: int = 5
+    query: Literal["cosine", "l2", "l1"] = "cosine"
+    balance: bool = True  # frequency-balanced selection while training
+    key_loss_weight: float = 0.5  # weight of the key-matching term (1 - cos), L2P's pull constraint
+    enabled: bool = True  # False: no pool, inherent prompts only (an ablation)
+
+
+@dataclass(frozen=True)
+class SFFConfig:
+    """Sparse Feature Fusion (eq. 10-13)."""
+
+    hidden: int = 128  # width of W1
+    l1_lambda: float = 1e-5  # lambda of eq. 13: lambda * sum |W1|
+    gate_l1: float = 0.0  # the authors' code also adds 0.01 * mean |gate|; 0 switches it off
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Training schedule. The paper's is the default; ``authors-code`` is the released code's."""
+
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    plateau_factor: float = 0.6
+    plateau_patience: int = 3
+    min_lr: float = 1e-7  # stop when the learning rate falls below this
+    max_epochs: int = 100
+    stop_train_accuracy: float = 0.80  # stop once training accuracy passes this (None-like: 1.0)
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class UMBEnetConfig:
+    """A whole UMBEnet model: backbone, streams, fusion, prompts and classes."""
+
+    backbone: str = DEFAULT_BACKBONE  # Hugging Face CLIP id or local folder
+    classes: tuple[str, ...] = MAFW_CLASSES
+    class_descriptions: bool = False  # append a short facial-action description to class names
+    num_frames: int = 16  # T
+    inherent_length: int = 8  # tokens of inherent (task) prompts
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    sff: SFFConfig = field(default_factory=SFFConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        # Accept lists from JSON; the class order is data, so keep it as given.
+        if not isinstance(self.classes, tuple):
+            object.__setattr__(self, "classes", tuple(self.classes))
+        problems = _validate(self)
+        if problems:
+            raise ConfigError(problems)
+
+    # ----------------------------------------------------------------------------- presets
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "UMBEnetConfig":
+        """A named preset (``paper``, ``authors-code``, ``tiny``), with dotted-key overrides."""
+        if name not in PRESETS:
+            raise ConfigError([f"preset {name!r} not found; available presets = {sorted(PRESETS)}"])
+        return PRESETS[name]().override(overrides)
+
+    def override(self, overrides: dict[str, Any]) -> "UMBEnetConfig":
+        """A copy with ``{"pool.size": 16, ...}`` applied; strings are parsed to the field's type."""
+        data = self.to_dict()
+        problems: list[str] = []
+        for key, raw in overrides.items():
+            parts = key.split(".")
+            node, cls_ = data, type(self)
+            for i, part in enumerate(parts):
+                hints = typing.get_type_hints(cls_)
+                if part not in hints:
+                    valid = sorted(_field_paths(cls_, ".".join(parts[:i])))
+                    problems.append(f"unknown key {key!r}; valid keys = {valid}")
+                    break
+                if i == len(parts) - 1:
+                    try:
+                        node[part] = _coerce(raw, hints[part])
+                    except (TypeError, ValueError) as exc:
+                        problems.append(f"{key}={raw!r}: {exc}")
+                elif dataclasses.is_dataclass(hints[part]):
+                    node, cls_ = node[part], hints[part]
+                else:
+                    problems.append(f"unknown key {key!r}: {'.'.join(parts[: i + 1])} has no sub-fields")
+                    break
+        if problems:
+            raise ConfigError(problems)
+        return type(self).from_dict(data)
+
+    # ------------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UMBEnetConfig":
+        return _build(cls, data, prefix="")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "UMBEnetConfig":
+        return cls.from_dict(json.loads(text))
+
+    def diff(self, other: "UMBEnetConfig") -> list[str]:
+        """Human-readable differences ``key: mine != theirs`` (for checkpoint mismatches)."""
+        a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+# ------------------------------------------------------------------------------- presets
+def _paper() -> UMBEnetConfig:
+    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, L_p 64, N 32, k 5."""
+    return UMBEnetConfig(backbone=PAPER_BACKBONE, pool=PoolConfig(size=32, length=64, top_k=5))
+
+
+def _authors_code() -> UMBEnetConfig:
+    """The authors' released code: Adam 2e-4, wd 1e-6, plateau x0.3 after 2, 30 epochs, batch 8."""
+    return UMBEnetConfig(
+        backbone=PAPER_BACKBONE,
+        pool=PoolConfig(size=32, length=64, top_k=5),
+        sff=SFFConfig(gate_l1=0.01),
+        optim=OptimConfig(lr=2e-4, weight_decay=1e-6, batch_size=8, plateau_factor=0.3,
+                          plateau_patience=2, max_epochs=30, stop_train_accuracy=1.0),
+    )
+
+
+def _default() -> UMBEnetConfig:
+    """ViT-B/16 with the paper's pool and schedule: fits one consumer GPU."""
+    return UMBEnetConfig()
+
+
+def _tiny() -> UMBEnetConfig:
+    """Random-weight tiny CLIP and small everything: builds in well under a second, for tests."""
+    return UMBEnetConfig(
+        backbone=TINY_BACKBONE,
+        num_frames=4,
+        inherent_length=4,
+        temporal=TemporalConfig(layers=1, heads=2, dropout=0.0),
+        audio=AudioConfig(seconds=1.0, channels=8, conv_layers=6, hidden=16, dropout=0.0),
+        fusion=FusionConfig(layers=1, heads=2, dropout=0.0),
+        pool=PoolConfig(size=6, length=4, top_k=2),
+        sff=SFFConfig(hidden=8, l1_lambda=1e-4),
+        optim=OptimConfig(batch_size=4),
+    )
+
+
+PRESETS = {"default": _default, "paper": _paper, "authors-code": _authors_code, "tiny": _tiny}
+
+
+# ---------------------------------------------------------------------------- validation
+def _validate(c: UMBEnetConfig) -> list[str]:
+    p: list[str] = []
+
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            p.append(msg)
+
+    need(len(c.classes) >= 2, f"classes={list(c.classes)}: need at least 2 classes")
+    need(len(set(x.lower() for x in c.classes)) == len(c.classes), f"classes={list(c.classes)}: names repeat")
+    need(c.num_frames >= 1, f"num_frames={c.num_frames}: must be >= 1")
+    need(c.inherent_length >= 1, f"inherent_length={c.inherent_length}: must be >= 1")
+    need(c.temporal.layers >= 0, f"temporal.layers={c.temporal.layers}: must be >= 0")
+    need(c.temporal.heads >= 1, f"temporal.heads={c.temporal.heads}: must be >= 1")
+    need(c.fusion.heads >= 1, f"fusion.heads={c.fusion.heads}: must be >= 1")
+    need(c.fusion.layers >= 1, f"fusion.layers={c.fusion.layers}: must be >= 1")
+    need(c.audio.input in ("waveform", "logmel"), f"audio.input={c.audio.input!r}: use 'waveform' or 'logmel'")
+    need(c.audio.sample_rate == 16000 or c.audio.input == "waveform",
+         f"audio.sample_rate={c.audio.sample_rate}: log-mel features (whisper.audio) need 16000")
+    need(c.audio.seconds > 0, f"audio.seconds={c.audio.seconds}: must be > 0")
+    need(c.audio.conv_layers >= 1, f"audio.conv_layers={c.audio.conv_layers}: must be >= 1")
+    need(c.pool.query in QUERY_FUNCTIONS, f"pool.query={c.pool.query!r}: choose one of {list(QUERY_FUNCTIONS)}")
+    need(c.pool.size >= 1, f"pool.size={c.pool.size}: must be >= 1")
+    need(c.pool.length >= 1, f"pool.length={c.pool.length}: must be >= 1")
+    need(1 <= c.pool.top_k <= c.pool.size,
+         f"pool.top_k={c.pool.top_k}: must be between 1 and pool.size={c.pool.size}")
+    need(c.sff.l1_lambda >= 0 and c.sff.gate_l1 >= 0, "sff.l1_lambda and sff.gate_l1 must be >= 0")
+    need(c.optim.lr > 0, f"optim.lr={c.optim.lr}: must be > 0")
+    need(c.optim.batch_size >= 1, f"optim.batch_size={c.optim.batch_size}: must be >= 1")
+    need(0 < c.optim.plateau_factor < 1, f"optim.plateau_factor={c.optim.plateau_factor}: must be in (0, 1)")
+    return p
+
+
+# ------------------------------------------------------------------------------- helpers
+def _field_paths(cls: type, prefix: str) -> list[str]:
+    out = []
+    for f in fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        hint = typing.get_type_hints(cls)[f.name]
+        out.extend(_field_paths(hint, key) if dataclasses.is_dataclass(hint) else [key])
+    return out
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.update(_flatten(v, key) if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _coerce(raw: Any, hint: Any) -> Any:
+    """Parse ``raw`` (possibly a CLI string) into a value of type ``hint``."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if raw not in choices:
+            raise ValueError(f"choose one of {list(choices)}")
+        return raw
+    if origin in (tuple, list):
+        items = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else list(raw)
+        if not items or any(not s for s in items):
+            raise ValueError("expected a comma-separated list")
+        return items
+    if origin in (typing.Union, types.UnionType):
+        return _coerce(raw, next(a for a in typing.get_args(hint) if a is not type(None)))
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return raw.lower() in ("true", "1", "yes", "on")
+        raise ValueError("expected true or false")
+    if hint is int:
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError("expected an integer")
+        return int(raw)
+    if hint is float:
+        return float(raw)
+    if hint is str:
+        return str(raw)
+    if dataclasses.is_dataclass(hint):
+        raise ValueError("is a section; set one of its fields, e.g. pool.size=16")
+    return raw
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError([f"unknown key {prefix}{k!r} in configuration" for k in unknown])
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        kwargs[name] = _build(hint, value, f"{prefix}{name}.") if dataclasses.is_dataclass(hint) else value
+        if typing.get_origin(hint) is tuple:
+            kwargs[name] = tuple(value)
+    return cls(**kwargs)
+
+
+__all__ = [
+    "AudioConfig", "ConfigError", "FusionConfig", "MODALITIES", "OptimConfig", "PoolConfig", "PRESETS",
+    "SFFConfig", "TemporalConfig", "UMBEnetConfig", "replace",
+]
