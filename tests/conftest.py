@@ -17,3 +17,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if marker in item.keywords:
                 item.add_marker(skip)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # No test may download anything, and the tiny backbone is written to a per-run folder.
+    import os
+    import tempfile
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("UMBENET_HOME", tempfile.mkdtemp(prefix="umbenet-test-home-"))

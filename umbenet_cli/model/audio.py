@@ -19,6 +19,14 @@ N_MELS = 80
 MEL_HOP = 160  # whisper.audio's hop length in samples
 
 
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over channels at each time step of [B, C, L]: unlike GroupNorm or BatchNorm it
+    pools no statistics over time, so zero padding after a clip's end cannot leak into it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 class AudioEncoder(nn.Module):
     def __init__(self, dim: int, cfg: AudioConfig) -> None:
         super().__init__()
@@ -29,8 +37,7 @@ class AudioEncoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = 1 if cfg.input == "waveform" else N_MELS
         for kernel, stride in plan:
-            layers += [nn.Conv1d(c_in, cfg.channels, kernel, stride),
-                       nn.GroupNorm(1, cfg.channels), nn.GELU()]
+            layers += [nn.Conv1d(c_in, cfg.channels, kernel, stride), ChannelNorm(cfg.channels), nn.GELU()]
             c_in = cfg.channels
         self.convs = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Linear(cfg.channels, cfg.hidden), nn.GELU(),

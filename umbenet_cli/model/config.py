@@ -189,14 +189,21 @@ class UMBEnetConfig:
 
 # ------------------------------------------------------------------------------- presets
 def _paper() -> UMBEnetConfig:
-    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, L_p 64, N 32, k 5."""
-    return UMBEnetConfig(backbone=PAPER_BACKBONE, pool=PoolConfig(size=32, length=64, top_k=5))
+    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, L_p 64, N 32, k 5.
+
+    The paper does not give the inherent prompt length. CLIP's text tower has 77 positions: 64
+    pool tokens + [SOS] + a class name + [EOS] leave room for 4 inherent tokens with MAFW's
+    longest name ("helplessness." is 4 tokens), so the paper preset uses 4.
+    """
+    return UMBEnetConfig(backbone=PAPER_BACKBONE, inherent_length=4,
+                         pool=PoolConfig(size=32, length=64, top_k=5))
 
 
 def _authors_code() -> UMBEnetConfig:
     """The authors' released code: Adam 2e-4, wd 1e-6, plateau x0.3 after 2, 30 epochs, batch 8."""
     return UMBEnetConfig(
         backbone=PAPER_BACKBONE,
+        inherent_length=4,
         pool=PoolConfig(size=32, length=64, top_k=5),
         sff=SFFConfig(gate_l1=0.01),
         optim=OptimConfig(lr=2e-4, weight_decay=1e-6, batch_size=8, plateau_factor=0.3,

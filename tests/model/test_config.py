@@ -1,0 +1,91 @@
+"""Configuration: presets, overrides from strings, every problem reported at once."""
+from __future__ import annotations
+
+import pytest
+
+from umbenet_cli.data.classes import MAFW_CLASSES
+from umbenet_cli.model import ConfigError, UMBEnet, UMBEnetConfig
+
+
+def test_paper_preset_is_the_papers_setting():
+    cfg = UMBEnetConfig.preset("paper")
+    assert (cfg.pool.length, cfg.pool.size, cfg.pool.top_k) == (64, 32, 5)
+    assert cfg.backbone == "openai/clip-vit-large-patch14"
+    o = cfg.optim
+    assert (o.optimizer, o.lr, o.batch_size, o.plateau_factor, o.plateau_patience, o.min_lr, o.stop_train_accuracy) == (
+        "adam", 2e-3, 16, 0.6, 3, 1e-7, 0.8)
+    assert cfg.classes == MAFW_CLASSES
+
+
+def test_authors_code_preset():
+    o = UMBEnetConfig.preset("authors-code").optim
+    assert (o.lr, o.weight_decay, o.plateau_factor, o.plateau_patience, o.max_epochs, o.batch_size) == (
+        2e-4, 1e-6, 0.3, 2, 30, 8)
+
+
+def test_default_backbone_is_vit_b16():
+    assert UMBEnetConfig().backbone == "openai/clip-vit-base-patch16"
+
+
+def test_unknown_preset_lists_choices():
+    with pytest.raises(ConfigError, match=r"available presets = \['authors-code', 'default', 'paper', 'tiny'\]"):
+        UMBEnetConfig.preset("papr")
+
+
+def test_overrides_parse_strings_like_the_cli():
+    cfg = UMBEnetConfig.preset("tiny").override(
+        {"pool.size": "16", "pool.query": "l1", "optim.lr": "2e-4", "pool.balance": "false",
+         "classes": "happy,sad,neutral"})
+    assert (cfg.pool.size, cfg.pool.query, cfg.optim.lr, cfg.pool.balance) == (16, "l1", 2e-4, False)
+    assert cfg.classes == ("happy", "sad", "neutral")
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        UMBEnetConfig.preset("tiny", **{"pool.sise": 3, "pool.query": "dot", "optim.lr": "fast", "pool.top_k": "x"})
+    problems = err.value.problems
+    assert len(problems) == 4
+    text = str(err.value)
+    assert "unknown key 'pool.sise'" in text and "pool.size" in text  # lists the valid keys
+    assert "choose one of ['cosine', 'l2', 'l1']" in text
+
+
+def test_cross_field_validation():
+    with pytest.raises(ConfigError, match="pool.top_k=9: must be between 1 and pool.size=6"):
+        UMBEnetConfig.preset("tiny", **{"pool.top_k": 9})
+
+
+def test_json_round_trip_and_diff():
+    cfg = UMBEnetConfig.preset("paper", **{"pool.size": 16})
+    assert UMBEnetConfig.from_json(cfg.to_json()) == cfg
+    assert cfg.diff(UMBEnetConfig.preset("paper")) == ["pool.size: 16 != 32"]
+
+
+def test_prompt_that_cannot_fit_the_text_tower_is_refused(backbone):
+    cfg = UMBEnetConfig.preset("paper", backbone="umbenet/tiny-random-clip", class_descriptions=True)
+    with pytest.raises(ConfigError, match="exceed the text tower's 77 positions"):
+        UMBEnet(cfg, backbone=backbone)
+    UMBEnet(cfg.override({"class_descriptions": False}), backbone=backbone)  # names alone fit
+
+
+def test_vision_holds_most_parameters_at_full_size():
+    # The paper's imbalanced encoder: at ViT-B/16 widths the frozen image tower dwarfs audio and text.
+    from umbenet_cli.model.audio import AudioEncoder
+    from umbenet_cli.model.text import TextStream
+
+    audio = sum(p.numel() for p in AudioEncoder(512, UMBEnetConfig().audio).parameters())
+    text = sum(p.numel() for p in TextStream(512).parameters())
+    vit_b16_image_tower = 86_000_000
+    assert audio + text < 0.02 * vit_b16_image_tower
+
+
+@pytest.mark.parametrize("preset", ["default", "paper", "authors-code", "tiny"])
+@pytest.mark.parametrize("dataset", ["mafw", "dfew", "ferv39k"])
+def test_every_preset_fits_every_dataset(backbone, preset, dataset):
+    # The tiny backbone has CLIP's vocabulary and 77 positions, so token budgets are the real ones.
+    from umbenet_cli.data.classes import DATASET_CLASSES
+
+    cfg = UMBEnetConfig.preset(preset, backbone="umbenet/tiny-random-clip")
+    cfg = cfg.override({"classes": list(DATASET_CLASSES[dataset])})
+    model = UMBEnet(cfg, backbone=backbone)
+    assert model.class_prompts.eos_pos.max().item() < 77
