@@ -115,7 +115,9 @@ class UMBEnetConfig:
     classes: tuple[str, ...] = MAFW_CLASSES
     class_descriptions: bool = False  # append a short facial-action description to class names
     num_frames: int = 16  # T
-    inherent_length: int = 8  # tokens of inherent (task) prompts
+    # Tokens of inherent (task) prompts. The paper does not give it; CLIP's 77 positions hold
+    # [SOS] + 64 pool tokens + 4 inherent + MAFW's longest class name ("helplessness.") + [EOS].
+    inherent_length: int = 4
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -189,21 +191,14 @@ class UMBEnetConfig:
 
 # ------------------------------------------------------------------------------- presets
 def _paper() -> UMBEnetConfig:
-    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, L_p 64, N 32, k 5.
-
-    The paper does not give the inherent prompt length. CLIP's text tower has 77 positions: 64
-    pool tokens + [SOS] + a class name + [EOS] leave room for 4 inherent tokens with MAFW's
-    longest name ("helplessness." is 4 tokens), so the paper preset uses 4.
-    """
-    return UMBEnetConfig(backbone=PAPER_BACKBONE, inherent_length=4,
-                         pool=PoolConfig(size=32, length=64, top_k=5))
+    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, L_p 64, N 32, k 5."""
+    return UMBEnetConfig(backbone=PAPER_BACKBONE, pool=PoolConfig(size=32, length=64, top_k=5))
 
 
 def _authors_code() -> UMBEnetConfig:
     """The authors' released code: Adam 2e-4, wd 1e-6, plateau x0.3 after 2, 30 epochs, batch 8."""
     return UMBEnetConfig(
         backbone=PAPER_BACKBONE,
-        inherent_length=4,
         pool=PoolConfig(size=32, length=64, top_k=5),
         sff=SFFConfig(gate_l1=0.01),
         optim=OptimConfig(lr=2e-4, weight_decay=1e-6, batch_size=8, plateau_factor=0.3,
