@@ -107,7 +107,7 @@ def test_problems_detected(tmp_path: Path) -> None:
     path = split / "test(single-labeled)" / "set_4.csv"
     path.write_text(path.read_text() + "03003,2\n")
     path = split / "test(single-labeled)" / "set_2.csv"
-    path.write_text(path.read_text() + "12345,6\n" if "12345" in path.read_text() else path.read_text())
+    path.write_text(path.read_text() + "12345,6\n")
     # 16372 removed from fold 5's test list: in no test list, and in neither list of fold 5
     path = split / "test(single-labeled)" / "set_5.csv"
     path.write_text(path.read_text().replace("16372,7\n", ""))
@@ -121,6 +121,7 @@ def test_problems_detected(tmp_path: Path) -> None:
     assert by_kind["conflicting-labels"] == {"00002"}
     assert by_kind["unknown-label"] == {"00480"}
     assert by_kind["duplicate-id"] == {"03003"}
+    assert by_kind["duplicate-line"] == {"12345"}
     assert by_kind["inconsistent-folds"] == {"16372"}
     assert by_kind["absent-on-disk"] == {"10034"}
     assert by_kind["missing-split-list"] == {None}

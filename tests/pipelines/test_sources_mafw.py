@@ -1,6 +1,7 @@
 """MAFW adapter on small trees that mimic the release (placeholder .mp4 files; nothing decoded)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -187,7 +188,6 @@ def test_fatal_layout_errors_name_what_and_where(tmp_path: Path) -> None:
         scan_mafw(root)
 
     root = make_mafw(tmp_path / "mafw2")
-    import shutil
     shutil.rmtree(root / "Train & Test Set")
     with pytest.raises(ScanError, match="split lists not found.*Train & Test Set"):
         scan_mafw(root)
@@ -294,10 +294,33 @@ def test_empty_caption_is_missing_text(tmp_path: Path) -> None:
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "mafw"
 
 
-@pytest.mark.skipif(not SAMPLE.is_dir(), reason="sample_data/mafw not generated")
+@pytest.mark.skipif(not (SAMPLE / "Labels" / "single-set.xlsx").is_file(),
+                    reason="sample_data/mafw not generated")
 def test_scans_sample_data() -> None:
+    """The committed sample (see sample_data/PROVENANCE.md): 33 clips, 3 per class, folds of
+    7/7/7/6/6, no caption for the three neutral clips and, on purpose, for 00019 and 00022."""
     scan = scan_mafw(SAMPLE)
-    assert scan.records, "sample_data/mafw gave no records"
-    assert scan.errors() == [], [p for p in scan.errors()][:5]
-    assert {r.fold for r in scan.records} <= {1, 2, 3, 4, 5}
-    assert all(r.text is None for r in scan.records if MAFW_CLASSES[r.label] == "neutral")
+    assert len(scan.records) == 33 and scan.errors() == []
+    assert sorted((p.kind, p.clip_id) for p in scan.problems) == [
+        ("missing-text", "00019"), ("missing-text", "00022")]
+    by_id = {r.clip_id: r for r in scan.records}
+    assert sorted(sum(r.fold == k for r in scan.records) for k in range(1, 6)) == [6, 6, 7, 7, 7]
+    assert MAFW_CLASSES[by_id["00001"].label] == "helplessness" and by_id["00001"].fold == 5
+    assert {c for c, r in by_id.items() if r.text is None} == {"00003", "00009", "00011", "00019", "00022"}
+    # The GBK with_caption lists give the same folds and the same English captions.
+    other = scan_mafw(SAMPLE, split_variant="with_caption")
+    assert {r.clip_id: (r.fold, r.text) for r in other.records} == {
+        c: (r.fold, r.text) for c, r in by_id.items()}
+
+
+
+@pytest.mark.skipif(not (SAMPLE / "Labels" / "single-set.xlsx").is_file(),
+                    reason="sample_data/mafw not generated")
+def test_sample_gbk_captions_match_the_sheet(tmp_path: Path) -> None:
+    """Without descriptive_text.xlsx, captions come from the sample's GBK lists, unchanged."""
+    copy = Path(shutil.copytree(SAMPLE, tmp_path / "mafw"))
+    (copy / "Labels" / "descriptive_text.xlsx").unlink()
+    from_lists = scan_mafw(copy)
+    assert "missing-file" in {p.kind for p in from_lists.problems}
+    assert {r.clip_id: r.text for r in from_lists.records} == {
+        r.clip_id: r.text for r in scan_mafw(SAMPLE).records}
