@@ -11,6 +11,8 @@ Two failure modes of transformers are turned into errors that name the model and
 """
 from __future__ import annotations
 
+from umbenet_cli.errors import UserError
+
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_VOCAB_SIZE = 49408  # BPE vocabulary of every OpenAI CLIP text tower
 
 
-class BackboneError(RuntimeError):
+class BackboneError(UserError, RuntimeError):
     """The CLIP backbone could not be loaded; the message says why and what to do."""
 
 

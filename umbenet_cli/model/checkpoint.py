@@ -13,6 +13,8 @@ loads. Loads are strict: missing, unexpected and mis-shaped tensors are all repo
 """
 from __future__ import annotations
 
+from umbenet_cli.errors import UserError
+
 import json
 import os
 import shutil
@@ -31,7 +33,7 @@ FORMAT_VERSION = 1
 MARKER = "COMPLETE"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be loaded as asked; the message lists every reason."""
 
 

@@ -12,6 +12,8 @@ and the fix.
 """
 from __future__ import annotations
 
+from umbenet_cli.errors import UserError
+
 import dataclasses
 import json
 import types
@@ -28,7 +30,7 @@ PAPER_BACKBONE = "openai/clip-vit-large-patch14"
 TINY_BACKBONE = "umbenet/tiny-random-clip"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be used; ``problems`` lists every reason."""
 
     def __init__(self, problems: list[str]):

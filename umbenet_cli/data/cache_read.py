@@ -1,0 +1,278 @@
+"""Read a cache table into numpy: deduplicated (newest part wins), sorted by clip_id.
+
+Rows come back sorted by clip_id, so the same clips give the same arrays however the cache was
+sharded or resumed. Tensor columns become float16 arrays built with ``np.frombuffer`` over the
+Arrow buffers: no copy when the table is one part already in order with no duplicates (the
+arrays are views over the Arrow buffers), otherwise exactly one copy into a preallocated array, filled part by
+part (peak memory: the result plus one part). A null (missing modality) reads as zeros and its
+presence flag is False; use the flag, never the zeros.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from umbenet_cli.data.cache_parts import (
+    PartName, RowPlan, parallel_map, features_dir, list_parts, media_dir, plan_rows,
+)
+from umbenet_cli.data.cache_schema import (
+    FLOAT16, CacheError, CacheSpec, check_same_spec, read_part_info, table_schema, tensor_shapes,
+)
+
+_LIST_COLUMNS = ("crops", "scene")
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureTable:
+    """The features table in memory; N clips, row i of every array is clip ``clip_ids[i]``.
+
+    frame_emb / scene_emb: float16 [N, T, D]; audio: float16 [N, S]; text_emb: float16 [N, D]
+    (None when not loaded, or scene_emb when the cache has no scene stream). labels: int16 [N],
+    0-based into ``spec.classes``; folds: int8 [N], -1 where null; splits: object [N] (str/None);
+    presence: bool [N, 3], columns (video, audio, text); meta: every non-tensor column (Arrow).
+    """
+
+    spec: CacheSpec
+    clip_ids: np.ndarray
+    labels: np.ndarray
+    folds: np.ndarray
+    splits: np.ndarray
+    presence: np.ndarray
+    frame_emb: np.ndarray | None
+    scene_emb: np.ndarray | None
+    audio: np.ndarray | None
+    text_emb: np.ndarray | None
+    meta: pa.Table
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def take(self, index: np.ndarray | Sequence[int]) -> FeatureTable:
+        """Rows ``index`` (ints or a bool mask) as a new FeatureTable (copies)."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.nonzero(index)[0]
+        return _take(self, index)
+
+
+@dataclass(frozen=True, eq=False)
+class MediaTable:
+    """The media table (or one part of it) in memory; N clips.
+
+    audio: float16 [N, S] (zeros where null); audio_present: bool [N]; crops / scene: Arrow
+    list<binary> arrays of T JPEGs per clip (None when not loaded); labels, folds, splits as in
+    FeatureTable; status: object [N]; meta: every column but audio/crops/scene (Arrow).
+    """
+
+    spec: CacheSpec
+    clip_ids: np.ndarray
+    labels: np.ndarray
+    folds: np.ndarray
+    splits: np.ndarray
+    status: np.ndarray
+    audio: np.ndarray | None
+    audio_present: np.ndarray
+    crops: pa.ChunkedArray | None
+    scene: pa.ChunkedArray | None
+    meta: pa.Table
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+
+def read_features(cache_dir: str | Path, columns: Sequence[str] | None = None) -> FeatureTable:
+    """Read ``<cache_dir>/features``. ``columns``: the tensor columns to load (default all of
+    frame_emb, scene_emb, audio, text_emb); metadata columns are always loaded."""
+    table_dir = features_dir(cache_dir)
+    parts, spec = _open(table_dir, "features")
+    meta, tensors, _ = _read_parts(parts, spec, "features", columns)
+    return _feature_table(spec, meta, tensors)
+
+
+def read_media(cache_dir: str | Path, columns: Sequence[str] | None = None) -> MediaTable:
+    """Read all of ``<cache_dir>/media`` (``columns``: which of audio/crops/scene to load,
+    default all). For large media tables prefer ``iter_media``."""
+    parts, spec = _open(media_dir(cache_dir), "media")
+    meta, tensors, lists = _read_parts(parts, spec, "media", columns)
+    return _media_table(spec, meta, tensors, lists)
+
+
+def iter_media(cache_dir: str | Path, columns: Sequence[str] | None = None
+               ) -> Iterator[MediaTable]:
+    """Stream the media table one part at a time (oldest part first, rows in file order),
+    skipping rows that a newer part supersedes: each clip is yielded exactly once."""
+    parts, spec = _open(media_dir(cache_dir), "media")
+    _columns("media", spec, columns)  # fail early on unknown columns
+    ids = parallel_map(lambda p: pq.read_table(p.path, columns=["clip_id"]).column(0), parts)
+    plan = plan_rows(ids)
+    for k, part in enumerate(parts):
+        rows = plan.kept[k]
+        if len(rows):
+            one = RowPlan(n=len(rows), src=[rows], dest=[np.arange(len(rows))], kept=[rows])
+            meta, tensors, lists = _read_parts([part], spec, "media", columns, plan=one)
+            yield _media_table(spec, meta, tensors, lists)
+
+
+def _open(table_dir: Path, table: str) -> tuple[list[PartName], CacheSpec]:
+    parts = list_parts(table_dir)
+    if not parts:
+        raise CacheError(f"no part files in {table_dir}: run `umbenet prep ...` first "
+                         f"(it writes {table_dir.name}/part-*.parquet)")
+    infos = parallel_map(read_part_info, [p.path for p in parts])
+    for info in infos:
+        if info.table != table:
+            raise CacheError(f"{info.path} is a {info.table!r} part inside the {table!r} folder; "
+                             "fix: move or delete it")
+    return parts, check_same_spec(infos)
+
+
+def _columns(table: str, spec: CacheSpec, columns: Sequence[str] | None
+             ) -> tuple[list[str], list[str]]:
+    """(light columns, heavy columns to load) for a ``columns`` request."""
+    names = table_schema(table, spec).names
+    heavy_all = [n for n in names if n in tensor_shapes(table, spec) or n in _LIST_COLUMNS]
+    light = [n for n in names if n not in heavy_all]
+    if columns is None:
+        return light, heavy_all
+    if isinstance(columns, str):
+        columns = [columns]
+    unknown = sorted(set(columns) - set(names))
+    if unknown:
+        raise CacheError(f"columns {unknown} are not in this {table} table; its columns are "
+                         f"{names} (scene columns exist only when the spec has scene=True)")
+    return light, [n for n in heavy_all if n in columns]
+
+
+def _read_parts(parts: list[PartName], spec: CacheSpec, table: str,
+                columns: Sequence[str] | None, plan: RowPlan | None = None
+                ) -> tuple[pa.Table, dict[str, np.ndarray], dict[str, pa.ChunkedArray]]:
+    light, heavy = _columns(table, spec, columns)
+    light_tables = parallel_map(lambda p: pq.read_table(p.path, columns=light), parts)
+    if plan is None:
+        plan = plan_rows([t.column("clip_id") for t in light_tables])
+    starts = np.cumsum([0] + [t.num_rows for t in light_tables])
+    global_src = np.empty(plan.n, dtype=np.int64)
+    for k in range(len(parts)):
+        global_src[plan.dest[k]] = starts[k] + plan.src[k]
+    meta = pa.concat_tables(light_tables).take(pa.array(global_src))
+
+    shapes = {n: s for n, s in tensor_shapes(table, spec).items() if n in heavy}
+    list_cols = [n for n in heavy if n in _LIST_COLUMNS]
+    identity = (len(parts) == 1 and _is_range(plan.src[0], 0, light_tables[0].num_rows)
+                and _is_range(plan.dest[0], 0, plan.n))
+    tensors: dict[str, np.ndarray] = {}
+    if not identity:
+        tensors = {n: np.empty((plan.n, *s), dtype=FLOAT16) for n, s in shapes.items()}
+
+    def load(k: int) -> pa.Table | None:
+        if not heavy or not len(plan.src[k]):
+            return None
+        data = pq.read_table(parts[k].path, columns=heavy)
+        for name, shape in shapes.items():
+            if identity:
+                tensors[name] = _zero_nulls(*_fsb_view(data.column(name), shape))
+            else:
+                _scatter(data.column(name), shape, plan.src[k], plan.dest[k], tensors[name])
+        if not list_cols:
+            return None
+        return data.select(list_cols).take(pa.array(plan.src[k])).append_column(
+            "__dest", pa.array(plan.dest[k]))
+
+    pieces = [p for p in parallel_map(load, range(len(parts))) if p is not None]
+    lists: dict[str, pa.ChunkedArray] = {}
+    if list_cols:
+        if pieces:
+            both = pa.concat_tables(pieces)
+            both = both.take(pa.array(np.argsort(both.column("__dest").to_numpy())))
+            lists = {n: both.column(n) for n in list_cols}
+        else:
+            schema = table_schema(table, spec)
+            lists = {n: pa.chunked_array([], schema.field(n).type) for n in list_cols}
+    return meta, tensors, lists
+
+
+def _is_range(a: np.ndarray, lo: int, n: int) -> bool:
+    return len(a) == n and (n == 0 or (a[0] == lo and a[-1] == lo + n - 1
+                                       and bool(np.all(np.diff(a) == 1))))
+
+
+def _fsb_view(col: pa.ChunkedArray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(float16 view [len, *shape] over the Arrow buffer, null mask [len])."""
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    per_row = int(np.prod(shape))
+    if n == 0:
+        return np.zeros((0, *shape), FLOAT16), np.zeros(0, bool)
+    buf = arr.buffers()[1]
+    data = np.frombuffer(buf, dtype=FLOAT16, count=(arr.offset + n) * per_row)
+    view = data[arr.offset * per_row:].reshape(n, *shape)
+    nulls = (np.zeros(n, bool) if arr.null_count == 0
+             else ~arr.is_valid().to_numpy(zero_copy_only=False))
+    return view, nulls
+
+
+def _zero_nulls(view: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+    """``view`` with null rows set to zeros. Parquet decoding leaves stale bytes in null slots;
+    the buffer is ours alone (just read), so it is zeroed in place when writable."""
+    if nulls.any():
+        if not view.flags.writeable:
+            view = view.copy()
+        view[nulls] = 0
+    return view
+
+
+def _scatter(col: pa.ChunkedArray, shape: tuple[int, ...], src: np.ndarray, dest: np.ndarray,
+             out: np.ndarray) -> None:
+    view, nulls = _fsb_view(col, shape)
+    values = view if _is_range(src, 0, len(view)) else view[src]
+    if _is_range(dest, int(dest[0]) if len(dest) else 0, len(dest)):
+        out[dest[0]:dest[0] + len(dest)] = values
+    else:
+        out[dest] = values
+    null_dest = dest[nulls[src]]
+    if len(null_dest):
+        out[null_dest] = 0
+
+
+def _common(meta: pa.Table) -> dict[str, np.ndarray]:
+    return {
+        "clip_ids": meta.column("clip_id").to_numpy(zero_copy_only=False),
+        "labels": meta.column("label").to_numpy(),
+        "folds": meta.column("fold").fill_null(-1).to_numpy().astype(np.int8, copy=False),
+        "splits": meta.column("split").to_numpy(zero_copy_only=False),
+    }
+
+
+def _feature_table(spec: CacheSpec, meta: pa.Table, tensors: dict[str, np.ndarray]
+                   ) -> FeatureTable:
+    presence = np.stack([meta.column(c).to_numpy(zero_copy_only=False) for c in
+                         ("video_present", "audio_present", "text_present")], axis=1)
+    return FeatureTable(spec=spec, presence=presence.astype(bool, copy=False), meta=meta,
+                        frame_emb=tensors.get("frame_emb"), scene_emb=tensors.get("scene_emb"),
+                        audio=tensors.get("audio"), text_emb=tensors.get("text_emb"),
+                        **_common(meta))
+
+
+def _media_table(spec: CacheSpec, meta: pa.Table, tensors: dict[str, np.ndarray],
+                 lists: dict[str, pa.ChunkedArray]) -> MediaTable:
+    # audio_num_samples is 0 exactly when audio is null (checked on write).
+    present = meta.column("audio_num_samples").to_numpy() > 0
+    return MediaTable(spec=spec, status=meta.column("status").to_numpy(zero_copy_only=False),
+                      audio=tensors.get("audio"), audio_present=present,
+                      crops=lists.get("crops"), scene=lists.get("scene"), meta=meta,
+                      **_common(meta))
+
+
+def _take(t: FeatureTable, index: np.ndarray) -> FeatureTable:
+    changes = {}
+    for f in fields(t):
+        value = getattr(t, f.name)
+        if isinstance(value, np.ndarray):
+            changes[f.name] = value[index]
+    changes["meta"] = t.meta.take(pa.array(index, pa.int64()))
+    return replace(t, **changes)

@@ -1,0 +1,62 @@
+"""``umbenet info``: what a model is made of, from a preset or a checkpoint folder."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from umbenet_cli.model import UMBEnet, UMBEnetConfig
+
+# Which top-level parts of UMBEnet belong to which role in the paper's figure 2.
+PARTS = {
+    "backbone.clip.vision_model": "CLIP image tower (frozen)",
+    "backbone.clip.text_model": "CLIP text tower (frozen)",
+    "backbone.clip": "CLIP projections, logit scale (frozen)",
+    "visual": "temporal transformer (E_v)",
+    "audio": "audio encoder (E_a)",
+    "text": "text projection (E_t)",
+    "fusion": "AdaptiveFusion",
+    "pool": "prompt pool (keys, values)",
+    "sff": "sparse feature fusion",
+    "class_prompts": "inherent prompts",
+}
+
+
+def parameter_table(model: UMBEnet) -> Table:
+    """Parameters per part, trainable and frozen, as a rich table."""
+    counts: dict[str, list[int]] = {}
+    for name, p in model.named_parameters():
+        part = next((k for k in PARTS if name.startswith(k + ".")), "other")
+        row = counts.setdefault(part, [0, 0])
+        row[0 if p.requires_grad else 1] += p.numel()
+    table = Table(title="parameters")
+    for col in ("part", "role", "trainable", "frozen"):
+        table.add_column(col, justify="right" if col in ("trainable", "frozen") else "left")
+    for part, (train, frozen) in counts.items():
+        table.add_row(part, PARTS.get(part, ""), f"{train:,}", f"{frozen:,}")
+    total = [sum(v[i] for v in counts.values()) for i in (0, 1)]
+    table.add_row("total", "", f"{total[0]:,}", f"{total[1]:,}", style="bold")
+    return table
+
+
+def describe_model(preset: str = "default", overrides: dict[str, str] | None = None,
+                   checkpoint: str | None = None, console: Console | None = None) -> UMBEnet:
+    """Build the model and print its resolved configuration, widths and parameter counts."""
+    console = console or Console()
+    if checkpoint:
+        model = UMBEnet.load(checkpoint)
+    else:
+        model = UMBEnet(UMBEnetConfig.preset(preset, **(overrides or {})))
+    cfg, dims = model.config, model.backbone.dims
+    console.print(f"[bold]backbone[/] {cfg.backbone}  (joint width {dims.embed_dim}, token width "
+                  f"{dims.token_dim}, {dims.context_length} text positions, {dims.image_size} px, "
+                  f"fingerprint {model.backbone.fingerprint()})")
+    console.print(f"[bold]classes[/] ({len(cfg.classes)}): {', '.join(cfg.classes)}")
+    console.print(f"[bold]prompt pool[/] N={cfg.pool.size} L_p={cfg.pool.length} top-k={cfg.pool.top_k} "
+                  f"query={cfg.pool.query} balance={cfg.pool.balance} enabled={cfg.pool.enabled}; "
+                  f"inherent tokens {cfg.inherent_length}")
+    C, B = len(cfg.classes), cfg.optim.batch_size
+    console.print(f"[bold]class-prompt pass[/] {B} clips x {C} classes = {B * C} text-tower sequences "
+                  f"of {int(model.class_prompts.eos_pos.max()) + 1} tokens per training step")
+    console.print(parameter_table(model))
+    console.print_json(cfg.to_json())
+    return model
