@@ -190,3 +190,15 @@ def test_part_rewritten_by_another_tool_is_refused(tmp_path: Path) -> None:
     pq.write_table(table, part)  # pyarrow keeps the metadata, but the column type changed
     with pytest.raises(CacheError, match=r"column 'label' is int64 but .* says int16"):
         read_features(tmp_path)
+
+
+def test_done_ids_by_status_uses_the_newest_row(tmp_path: Path) -> None:
+    rows = _rows(range(6))
+    rows[2] = {**rows[2], "status": "failed", "status_reason": "decode: broken file"}
+    table = features_dir(tmp_path)
+    with PartWriter(table, make_spec()) as w:
+        w.write_many(rows)
+    assert done_ids(table, statuses={"ok", "partial"}) == {f"clip-{i:05d}" for i in (0, 1, 3, 4, 5)}
+    with PartWriter(table, make_spec()) as w:  # the retry succeeds
+        w.write({**rows[2], "status": "ok", "status_reason": ""})
+    assert done_ids(table, statuses={"ok", "partial"}) == {r["clip_id"] for r in rows}

@@ -55,7 +55,8 @@ def media_row(spec: CacheSpec, i: int, rng: np.random.Generator, *,
     row = feature_row(spec, i, rng, missing=missing)
     for name in ("frame_emb", "scene_emb", "text_emb"):
         row.pop(name, None)
-    row["crops"] = None if "video" in missing else [JPEG + bytes([k]) for k in range(spec.num_frames)]
+    crops = [JPEG + bytes([k]) for k in range(spec.num_frames)]
+    row["crops"] = None if "video" in missing else crops
     if spec.scene:
         row["scene"] = None if "video" in missing else [JPEG] * spec.num_frames
     row["audio_missing_reason"] = "no audio stream" if "audio" in missing else None

@@ -1,4 +1,4 @@
-"""Round trips: what PartWriter writes, read_features / read_media / iter_media give back exactly."""
+"""Round trips: what PartWriter writes, read_features/read_media/iter_media give back exactly."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +37,7 @@ def test_features_round_trip_exact_with_nulls(tmp_path: Path, scene: bool) -> No
         r = by_id[cid]
         assert ft.labels[i] == r["label"] and ft.labels.dtype == np.int16
         assert ft.folds[i] == (-1 if r["fold"] is None else r["fold"])
-        assert ft.splits[i] == r["split"]
+        assert ft.splits[i] == r["split"] and ft.n_valid_frames[i] == r["n_valid_frames"]
         assert list(ft.presence[i]) == [r["frame_emb"] is not None, r["audio"] is not None,
                                         r["text_emb"] is not None]
         # Bit-exact float16 (null rows read as zeros, flagged absent above).
@@ -54,8 +54,8 @@ def test_features_round_trip_exact_with_nulls(tmp_path: Path, scene: bool) -> No
 def test_single_sorted_part_is_read_without_copy(tmp_path: Path) -> None:
     write_features(tmp_path, make_spec(), range(20))  # one part, ids written in sorted order
     ft = read_features(tmp_path)
-    # A view over the Arrow buffer: read-only and not owning its data.
-    assert not ft.frame_emb.flags.writeable and not ft.frame_emb.flags.owndata
+    # A view over the Arrow buffer, not a copy; null rows still read as zeros.
+    assert not ft.frame_emb.flags.owndata and ft.frame_emb.base is not None
     assert ft.presence[:, 0].sum() < 20 and not ft.frame_emb[~ft.presence[:, 0]].any()
 
 
@@ -90,6 +90,7 @@ def test_media_round_trip(tmp_path: Path) -> None:
         assert mt.audio[i].tobytes() == _expected_f16(r["audio"], (spec.audio_samples,)).tobytes()
         assert mt.meta.column("audio_missing_reason")[i].as_py() == r["audio_missing_reason"]
         assert mt.status[i] == r["status"]
+    write_media(tmp_path, spec, range(3, 6), seed=9)  # a redo: iter_media still yields once
     streamed = [c for part in iter_media(tmp_path, columns=["crops"]) for c in part.clip_ids]
     assert sorted(streamed) == sorted(by_id)
 
@@ -127,3 +128,17 @@ def test_media_requires_missing_reasons(tmp_path: Path) -> None:
     with PartWriter(media_dir(tmp_path), make_spec()) as w:
         with pytest.raises(CacheError, match="audio_missing_reason is empty"):
             w.write(row)
+
+
+def test_write_batch_by_column(tmp_path: Path) -> None:
+    spec = make_spec()
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((3, 4, 8)).astype(np.float16)
+    with PartWriter(features_dir(tmp_path), spec) as w:
+        w.write_batch({"clip_id": ["a", "b", "c"], "label": [0, 1, 2], "status": ["ok"] * 3,
+                       "n_source_frames": [9] * 3, "n_valid_frames": [4] * 3,
+                       "face_ratio": [1.0] * 3, "frame_emb": emb, "audio": [None] * 3,
+                       "text_emb": [None] * 3})
+    ft = read_features(tmp_path)
+    assert np.array_equal(ft.frame_emb, emb) and not ft.presence[:, 1:].any()
+    assert list(ft.meta.column("text_source").to_pylist()) == ["none"] * 3

@@ -1,4 +1,4 @@
-"""The contract: spec validation, exact column lists, metadata, versions; readable without umbenet."""
+"""The contract: spec checks, exact column lists, metadata, versions; readable without umbenet."""
 from __future__ import annotations
 
 import json

@@ -151,13 +151,27 @@ def table_spec(table_dir: str | Path) -> CacheSpec | None:
     return check_same_spec(parallel_map(read_part_info, [p.path for p in parts]))
 
 
-def done_ids(table_dir: str | Path) -> set[str]:
+def done_ids(table_dir: str | Path, statuses: Iterable[str] | None = None) -> set[str]:
     """Clip ids already written to ``table_dir`` (reads only the clip_id column); for resume.
-    An empty set when the folder has no parts yet."""
+    An empty set when the folder has no parts yet. With ``statuses`` (e.g. ``{"ok", "partial"}``
+    to retry failed clips), only clips whose newest row has one of those statuses."""
     parts = list_parts(table_dir)
-    ids: set[str] = set()
-    for col in parallel_map(lambda p: pq.read_table(p.path, columns=["clip_id"]).column(0), parts):
-        ids.update(col.to_pylist())
+    if statuses is None:
+        ids: set[str] = set()
+        for col in parallel_map(
+                lambda p: pq.read_table(p.path, columns=["clip_id"]).column(0), parts):
+            ids.update(col.to_pylist())
+        return ids
+    tables = parallel_map(lambda p: pq.read_table(p.path, columns=["clip_id", "status"]), parts)
+    plan = plan_rows([t.column("clip_id") for t in tables])
+    wanted = set(statuses)
+    ids = set()
+    for table, rows in zip(tables, plan.kept):
+        kept = table.take(pa.array(rows))
+        for cid, status in zip(kept.column("clip_id").to_pylist(),
+                               kept.column("status").to_pylist()):
+            if status in wanted:
+                ids.add(cid)
     return ids
 
 

@@ -3,9 +3,9 @@
 Rows come back sorted by clip_id, so the same clips give the same arrays however the cache was
 sharded or resumed. Tensor columns become float16 arrays built with ``np.frombuffer`` over the
 Arrow buffers: no copy when the table is one part already in order with no duplicates (the
-arrays are views over the Arrow buffers), otherwise exactly one copy into a preallocated array, filled part by
-part (peak memory: the result plus one part). A null (missing modality) reads as zeros and its
-presence flag is False; use the flag, never the zeros.
+arrays are then views over the Arrow buffers), otherwise exactly one copy into a preallocated
+array, filled part by part (peak memory: the result plus one part). A null (missing modality)
+reads as zeros and its presence flag is False; use the flag, never the zeros.
 """
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ class FeatureTable:
     frame_emb / scene_emb: float16 [N, T, D]; audio: float16 [N, S]; text_emb: float16 [N, D]
     (None when not loaded, or scene_emb when the cache has no scene stream). labels: int16 [N],
     0-based into ``spec.classes``; folds: int8 [N], -1 where null; splits: object [N] (str/None);
-    presence: bool [N, 3], columns (video, audio, text); meta: every non-tensor column (Arrow).
+    presence: bool [N, 3], columns (video, audio, text); n_valid_frames: int16 [N] (frames
+    before padding, for the temporal padding mask); audio_num_samples: int32 [N] (real waveform
+    length, 0 when audio is missing); meta: every non-tensor column (Arrow).
     """
 
     spec: CacheSpec
@@ -42,6 +44,8 @@ class FeatureTable:
     labels: np.ndarray
     folds: np.ndarray
     splits: np.ndarray
+    n_valid_frames: np.ndarray
+    audio_num_samples: np.ndarray
     presence: np.ndarray
     frame_emb: np.ndarray | None
     scene_emb: np.ndarray | None
@@ -66,7 +70,8 @@ class MediaTable:
 
     audio: float16 [N, S] (zeros where null); audio_present: bool [N]; crops / scene: Arrow
     list<binary> arrays of T JPEGs per clip (None when not loaded); labels, folds, splits as in
-    FeatureTable; status: object [N]; meta: every column but audio/crops/scene (Arrow).
+    FeatureTable, also n_valid_frames and audio_num_samples; status: object [N]; meta: every
+    column but audio/crops/scene (Arrow).
     """
 
     spec: CacheSpec
@@ -74,6 +79,8 @@ class MediaTable:
     labels: np.ndarray
     folds: np.ndarray
     splits: np.ndarray
+    n_valid_frames: np.ndarray
+    audio_num_samples: np.ndarray
     status: np.ndarray
     audio: np.ndarray | None
     audio_present: np.ndarray
@@ -245,6 +252,8 @@ def _common(meta: pa.Table) -> dict[str, np.ndarray]:
         "labels": meta.column("label").to_numpy(),
         "folds": meta.column("fold").fill_null(-1).to_numpy().astype(np.int8, copy=False),
         "splits": meta.column("split").to_numpy(zero_copy_only=False),
+        "n_valid_frames": meta.column("n_valid_frames").to_numpy(),
+        "audio_num_samples": meta.column("audio_num_samples").to_numpy(),
     }
 
 

@@ -142,7 +142,8 @@ class CacheSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise CacheError(f"unknown CacheSpec fields {unknown}; known fields are {sorted(names)}")
+            raise CacheError(f"unknown CacheSpec fields {unknown}; "
+                             f"known fields are {sorted(names)}")
         try:
             return cls(**d)
         except TypeError as e:

@@ -47,7 +47,8 @@ class PartWriter:
     shard: "i-of-n" or "i/n" of this writer (``prep --shard``). A part is flushed every
     ``rows_per_part`` rows or once the buffer holds ``max_part_bytes``, and on close. On leaving a
     ``with`` block through an exception, the rows already accepted (each was fully validated) are
-    still flushed, then the exception propagates.
+    still flushed, then the exception propagates. Run one writer per shard at a time (a new
+    writer deletes its shard's ``.tmp`` leftovers); a writer is not thread-safe.
     """
 
     def __init__(self, table_dir: str | Path, spec: CacheSpec, shard: str = "0-of-1",
