@@ -50,6 +50,53 @@ def info(
     describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint)
 
 
+@app.command()
+def prep(
+    source: Annotated[str, typer.Argument(help="Dataset adapter: mafw, dfew, ferv39k or manifest.")],
+    root: Annotated[str, typer.Argument(help="Dataset root (for manifest: the CSV or list file).")],
+    out: Annotated[Optional[str], typer.Option(help="Cache folder [default: cache/<source>].")] = None,
+    preset: Annotated[str, typer.Option(help="Model preset whose frames, audio length and backbone the cache must fit.")] = "default",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a model config key, e.g. num_frames=8.")] = None,
+    text: Annotated[Optional[str], typer.Option(help="MAFW: 'caption' (annotated) or 'asr' (Whisper).")] = None,
+    media: Annotated[Optional[str], typer.Option(help="DFEW: 'auto', 'clips' (detect faces) or 'frames' (pre-cropped).")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="manifest: ordered class names, comma separated.")] = None,
+    asr_model: Annotated[str, typer.Option(help="Whisper model name or local .pt path for ASR text.")] = "base",
+    language: Annotated[Optional[str], typer.Option(help="Whisper language code; default: detect per clip.")] = None,
+    face_fallback: Annotated[str, typer.Option(help="Frames without a face: frame, neighbour or mark.")] = "frame",
+    scene: Annotated[bool, typer.Option(help="Also keep low-resolution whole frames (scene stream).")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N for face detection, ASR and CLIP.")] = "cpu",
+    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+    batch_clips: Annotated[int, typer.Option(help="Clips per face-detection / ASR batch.")] = 16,
+    shard: Annotated[str, typer.Option(help="This machine's part of the clips, i/n (0-based).")] = "0/1",
+    force: Annotated[bool, typer.Option(help="Redo clips already in the cache.")] = False,
+    on_problem: Annotated[str, typer.Option(help="Dataset problems: 'stop' or 'skip' the clips concerned.")] = "stop",
+    media_only: Annotated[bool, typer.Option(help="Run decode/face/audio/text only, not the CLIP embedding.")] = False,
+) -> None:
+    """Prepare a dataset: faces, frames, audio and text -> a Parquet feature cache."""
+    from pathlib import Path
+
+    from pipelines.prep import run_prep
+    from pipelines.prep_options import PrepOptions, parse_shard_option
+    from umbenet_cli.model.config import UMBEnetConfig
+
+    source_options: dict = {}
+    if text is not None:
+        source_options["text"] = text
+    if media is not None:
+        source_options["media"] = media
+    if classes is not None:
+        source_options["classes"] = tuple(c.strip() for c in classes.split(",") if c.strip())
+    opts = PrepOptions(
+        source=source, root=Path(root), out=Path(out or f"cache/{source}"),
+        model=UMBEnetConfig.preset(preset, **parse_overrides(set_)), source_options=source_options,
+        asr_model=asr_model, language=language, face_fallback=face_fallback, scene=scene,
+        device=device, workers=workers, batch_clips=batch_clips, shard=parse_shard_option(shard),
+        force=force, on_problem=on_problem, stages=("media",) if media_only else ("media", "embed"))
+    summary = run_prep(opts, console)
+    if summary.status.get("failed", 0) == summary.clips:
+        raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; callable from tests with an argv list. Returns the exit code."""
     try:

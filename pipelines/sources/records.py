@@ -7,6 +7,8 @@ lists) raise :class:`ScanError` instead.
 """
 from __future__ import annotations
 
+from umbenet_cli.errors import UserError
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,7 +41,7 @@ PROBLEM_KINDS: dict[str, tuple[Severity, str]] = {
 }
 
 
-class ScanError(Exception):
+class ScanError(UserError):
     """A dataset root cannot be scanned (or its problems stop the run).
 
     The message says what was looked for, where, and how to fix it.

@@ -29,6 +29,8 @@ features: clip_id, label int16, fold* int8, split*, status, status_reason, n_sou
 """
 from __future__ import annotations
 
+from umbenet_cli.errors import UserError
+
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ FLOAT16 = "<f2"  # little-endian float16: the byte layout of every tensor column
 INT16_MAX = 32767
 
 
-class CacheError(ValueError):
+class CacheError(UserError, ValueError):
     """A cache that cannot be read or written as asked; the message names the fix."""
 
 

@@ -220,7 +220,7 @@ def _tiny() -> UMBEnetConfig:
         num_frames=4,
         inherent_length=4,
         temporal=TemporalConfig(layers=1, heads=2, dropout=0.0),
-        audio=AudioConfig(seconds=1.0, channels=8, conv_layers=6, hidden=16, dropout=0.0),
+        audio=AudioConfig(seconds=2.0, channels=8, conv_layers=6, hidden=16, dropout=0.0),
         fusion=FusionConfig(layers=1, heads=2, dropout=0.0),
         pool=PoolConfig(size=6, length=4, top_k=2),
         sff=SFFConfig(hidden=8, l1_lambda=1e-4),

@@ -1,0 +1,90 @@
+"""Stage 5 of prep: frozen CLIP towers over the media table -> the features table.
+
+Reads the media table one part at a time, decodes the JPEG crops, runs the image tower in batches
+of frames (across clips) and the text tower over the clips' texts, and writes feature rows. Only
+this stage depends on the backbone: a new backbone re-runs it alone, from the stored crops.
+"""
+from __future__ import annotations
+
+import io
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from umbenet_cli.data.cache_read import MediaTable
+from umbenet_cli.model.backbone import Backbone
+
+# Media columns carried over to the features table unchanged.
+CARRIED = ("clip_id", "label", "fold", "split", "status", "status_reason", "n_source_frames",
+           "n_valid_frames", "face_ratio", "audio_num_samples", "text", "text_source", "text_language")
+
+
+def _decode_jpegs(items: list[bytes]) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in items])
+
+
+class EmbedStage:
+    def __init__(self, backbone: Backbone, device: str, frame_batch: int, scene: bool) -> None:
+        self.backbone = backbone.to(device)
+        self.device = device
+        self.frame_batch = frame_batch
+        self.scene = scene
+        self.seconds: Counter[str] = Counter()
+
+    @torch.no_grad()
+    def _images(self, jpeg_lists: list[list[bytes]]) -> list[np.ndarray]:
+        """Per clip: [T, E] float32 image embeddings of its T JPEGs, batched across clips."""
+        t0 = time.perf_counter()
+        frames = [_decode_jpegs(j) for j in jpeg_lists]
+        self.seconds["jpeg"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        flat = np.concatenate(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+        out = []
+        for s in range(0, len(flat), self.frame_batch):
+            pixels = self.backbone.preprocess(flat[s:s + self.frame_batch]).to(self.device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
+                out.append(self.backbone.encode_images(pixels).float().cpu())
+        emb = torch.cat(out).numpy() if out else np.zeros((0, self.backbone.dims.embed_dim), np.float32)
+        self.seconds["image tower"] += time.perf_counter() - t0
+        T = len(jpeg_lists[0]) if jpeg_lists else 0
+        return [emb[i * T:(i + 1) * T] for i in range(len(jpeg_lists))]
+
+    @torch.no_grad()
+    def _texts(self, texts: list[str]) -> list[np.ndarray]:
+        t0 = time.perf_counter()
+        out = []
+        for s in range(0, len(texts), 256):
+            out.append(self.backbone.encode_texts(texts[s:s + 256]).float().cpu())
+        self.seconds["text tower"] += time.perf_counter() - t0
+        return list(torch.cat(out).numpy()) if out else []
+
+    def run(self, part: MediaTable, todo: set[str], write: Callable[[dict], None],
+            advance: Callable[[int], None], chunk: int = 64) -> None:
+        """Embed the clips of one media part whose ids are in ``todo``."""
+        meta = part.meta.to_pydict()
+        index = [i for i, cid in enumerate(meta["clip_id"]) if cid in todo]
+        for s in range(0, len(index), chunk):
+            rows = index[s:s + chunk]
+            with_video = [i for i in rows if part.crops[i].is_valid]
+            emb = dict(zip(with_video, self._images([part.crops[i].as_py() for i in with_video])))
+            scene = {}
+            if self.scene:
+                with_scene = [i for i in rows if part.scene[i].is_valid]
+                scene = dict(zip(with_scene, self._images([part.scene[i].as_py() for i in with_scene])))
+            with_text = [i for i in rows if meta["text"][i] is not None]
+            temb = dict(zip(with_text, self._texts([meta["text"][i] for i in with_text])))
+            t0 = time.perf_counter()
+            for i in rows:
+                row = {k: meta[k][i] for k in CARRIED}
+                row["frame_emb"] = emb.get(i)
+                row["audio"] = part.audio[i] if part.audio_present[i] else None
+                row["text_emb"] = temb.get(i)
+                if self.scene:
+                    row["scene_emb"] = scene.get(i)
+                write(row)
+            self.seconds["write"] += time.perf_counter() - t0
+            advance(len(rows))

@@ -1,0 +1,190 @@
+"""``umbenet prep``: a dataset root -> a validated Parquet feature cache, resumable and shardable.
+
+    scan (adapter, no decoding) -> problems table -> stop or skip
+    media stage: decode T sampled frames, crop faces, 16 kHz audio, text (annotation or ASR)
+    embed stage: frozen CLIP towers over the stored crops and texts
+
+Each stage skips the clips its table already holds (``--force`` redoes them), writes finished rows
+as it goes in atomic part files, and can run on one shard of the clips (``--shard i/n``), so that
+many machines fill one cache folder together. Interrupted runs resume where they stopped.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from pipelines.prep_options import SAMPLING_RULE, PrepError, PrepOptions, in_shard
+from pipelines.sources import apply_policy, problems_table, scan_source
+from umbenet_cli.data.cache_io import (CacheSpec, PartWriter, done_ids, features_dir, iter_media,
+                                       media_dir, read_features, table_spec)
+from umbenet_cli.data.cache_schema import spec_diff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrepSummary:
+    clips: int = 0
+    media_done_before: int = 0
+    embed_done_before: int = 0
+    status: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    seconds: Counter = field(default_factory=Counter)
+
+
+class ClipRate(TextColumn):
+    """clips/s of a task (rich's speed column shows bytes)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # noqa: D102
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} clips/s" if speed else "", style="progress.data.speed")
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description:<6}"), BarColumn(), MofNCompleteColumn(),
+                    TaskProgressColumn(), ClipRate(), TimeElapsedColumn(), TextColumn("eta"),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def cache_spec(opts: PrepOptions, dataset: str, classes: tuple[str, ...]) -> CacheSpec:
+    return CacheSpec(dataset=dataset, classes=tuple(classes), num_frames=opts.num_frames,
+                     audio_seconds=opts.audio_seconds, sample_rate=opts.sample_rate,
+                     sampling=SAMPLING_RULE, scene=opts.scene)
+
+
+def _check_spec(table_dir, want: CacheSpec, what: str) -> None:
+    have = table_spec(table_dir)
+    if have is not None and have != want:
+        raise PrepError(
+            f"{table_dir} already holds a {what} table made with other settings:\n  "
+            + "\n  ".join(spec_diff(have, want))
+            + f"\nFix: use another --out, or pass --force to rebuild the {what} table with these settings.")
+
+
+def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
+    console = console or Console(stderr=True)
+    summary = PrepSummary()
+    t_start = time.perf_counter()
+
+    scan = scan_source(opts.source, opts.root, **opts.source_options)
+    if scan.problems:
+        console.print(problems_table(scan))
+    scan = apply_policy(scan, on_problem=opts.on_problem)
+    records = sorted((r for r in scan.records if in_shard(r.clip_id, opts.shard)), key=lambda r: r.clip_id)
+    summary.clips = len(records)
+    if not records:
+        raise PrepError(f"no clips to prepare in {opts.root} (shard {opts.shard_name}); check the dataset root")
+    console.print(f"[bold]{scan.dataset}[/]: {len(scan.records)} clips, {len(records)} in shard "
+                  f"{opts.shard_name}, protocol {scan.protocol}; cache -> {opts.out}")
+    spec = cache_spec(opts, scan.dataset, scan.classes)
+    summary.seconds["scan"] = time.perf_counter() - t_start
+
+    with progress_bar(console) as progress:
+        if "media" in opts.stages:
+            _media(opts, spec, scan.dataset, records, progress, summary)
+        if "embed" in opts.stages:
+            _embed(opts, spec, {r.clip_id for r in records}, progress, summary)
+    _tally(opts, records, summary)
+    summary.seconds["total"] = time.perf_counter() - t_start
+    console.print(summary_table(summary))
+    return summary
+
+
+def _media(opts, spec, dataset, records, progress, summary) -> None:
+    from pipelines.media_stage import MediaStage
+
+    table = media_dir(opts.out)
+    if opts.force and table.exists():
+        shutil.rmtree(table)
+    _check_spec(table, spec.for_table("media"), "media")
+    done = done_ids(table) if table.exists() else set()
+    todo = [r for r in records if r.clip_id not in done]
+    summary.media_done_before = len(records) - len(todo)
+    task = progress.add_task("media", total=len(records), completed=summary.media_done_before)
+    stage = MediaStage(opts, dataset)
+    t0 = time.perf_counter()
+    with PartWriter(table, spec, shard=opts.shard_name, rows_per_part=64) as writer:
+        stage.run(todo, writer.write, lambda n: progress.advance(task, n))
+    summary.seconds.update({f"media: {k}": v for k, v in stage.seconds.items()})
+    summary.seconds["media"] = time.perf_counter() - t0
+
+
+def _embed(opts, spec, wanted: set[str], progress, summary) -> None:
+    from pipelines.embed_stage import EmbedStage
+    from umbenet_cli.model.backbone import load_backbone
+
+    t0 = time.perf_counter()
+    backbone = load_backbone(opts.model.backbone)
+    fspec = CacheSpec(**{**spec.to_json(), "embed_dim": backbone.dims.embed_dim,
+                         "backbone": opts.model.backbone, "backbone_fingerprint": backbone.fingerprint()})
+    table = features_dir(opts.out)
+    if opts.force and table.exists():
+        shutil.rmtree(table)
+    have = table_spec(table)
+    if have is not None and have != fspec:
+        if have.backbone != fspec.backbone or have.backbone_fingerprint != fspec.backbone_fingerprint:
+            raise PrepError(f"{table} holds features of backbone {have.backbone!r}; this run asks for "
+                            f"{fspec.backbone!r}. Fix: pass --force to re-embed (the media table is kept "
+                            f"and reused), or use another --out.")
+        _check_spec(table, fspec, "features")
+    done = done_ids(table) if table.exists() else set()
+    todo = wanted - done
+    summary.embed_done_before = len(wanted) - len(todo)
+    task = progress.add_task("embed", total=len(wanted), completed=summary.embed_done_before)
+    stage = EmbedStage(backbone, opts.device, opts.embed_batch, opts.scene)
+    with PartWriter(table, fspec, shard=opts.shard_name, rows_per_part=512) as writer:
+        if todo:
+            for part in iter_media(opts.out):
+                stage.run(part, todo, writer.write, lambda n: progress.advance(task, n))
+    summary.seconds.update({f"embed: {k}": v for k, v in stage.seconds.items()})
+    summary.seconds["embed"] = time.perf_counter() - t0
+
+
+def _tally(opts, records, summary) -> None:
+    """Status counts of this shard's clips, from what the cache now holds."""
+    from umbenet_cli.data.cache_io import read_media
+
+    ids = {r.clip_id for r in records}
+    media = read_media(opts.out, columns=[])
+    meta = media.meta.select(["clip_id", "status", "status_reason"]).to_pydict()
+    for cid, status, reason in zip(meta["clip_id"], meta["status"], meta["status_reason"]):
+        if cid in ids:
+            summary.status[status] += 1
+            parts = [p.strip() for p in reason.split(";") if p.strip()]
+            if status == "failed":
+                summary.reasons[f"failed: {parts[0]}" if parts else "failed"] += 1
+            for part in parts:  # notes (face ratio, trimmed audio) stay in the cache, not here
+                if status == "partial" and part.split(":")[0] in ("video", "audio", "text"):
+                    summary.reasons[f"missing {part.split(' (')[0]}"] += 1
+
+
+def summary_table(summary: PrepSummary) -> Table:
+    table = Table(title="prep summary", show_lines=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for status in ("ok", "partial", "failed"):
+        table.add_row(f"clips {status}", str(summary.status.get(status, 0)))
+    table.add_row("clips reused from an earlier run (media / embed)",
+                  f"{summary.media_done_before} / {summary.embed_done_before}")
+    for reason, n in summary.reasons.most_common(8):
+        table.add_row(f"  {reason}", str(n))
+    for stage, s in summary.seconds.items():
+        # Per-step times inside a stage add up over worker threads, so they can exceed the wall time.
+        table.add_row(f"time {stage}" + (" (all workers)" if ": " in stage else ""), f"{s:.1f} s")
+    return table
+
+
+__all__ = ["PrepOptions", "PrepSummary", "read_features", "run_prep"]
