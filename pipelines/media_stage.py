@@ -65,9 +65,12 @@ def batched(items: Iterable, n: int) -> Iterator[list]:
 class MediaStage:
     """Turns clip records into media rows. ``run`` calls ``write(row)`` per finished clip."""
 
-    def __init__(self, opts: PrepOptions, dataset: str) -> None:
+    def __init__(self, opts: PrepOptions, dataset: str, expect_text: bool) -> None:
+        """expect_text: whether the dataset has text at all (decided on the whole dataset, not on
+        one shard, so that every shard words its rows the same way)."""
         self.opts = opts
         self.dataset = dataset
+        self.expect_text = expect_text
         self.seconds: Counter[str] = Counter()
         self._cropper = None
         self._asr = None
@@ -88,7 +91,6 @@ class MediaStage:
 
     def run(self, records: list[ClipRecord], write: Callable[[dict], None],
             advance: Callable[[int], None]) -> None:
-        expect_text = any(r.text_source != "none" for r in records) or self.dataset == "mafw"
         for batch in batched(decode_ahead(records, self.opts), self.opts.batch_clips):
             for clip in batch:
                 for k, v in clip.seconds.items():
@@ -97,7 +99,7 @@ class MediaStage:
             texts = self._texts(batch)
             t0 = time.perf_counter()
             for clip in batch:
-                write(self._row(clip, crops.get(id(clip)), texts[id(clip)], expect_text))
+                write(self._row(clip, crops.get(id(clip)), texts[id(clip)], self.expect_text))
             self.seconds["write"] += time.perf_counter() - t0
             advance(len(batch))
 
@@ -146,7 +148,8 @@ class MediaStage:
                 else:
                     need_asr.append(clip)
             else:
-                reason = "no caption (MAFW's neutral clips have none)" if self.dataset == "mafw" else "dataset has no text"
+                reason = ("no caption (MAFW's neutral clips have none)" if self.dataset == "mafw"
+                          else "no text for this clip in the annotations")
                 out[id(clip)] = (None, "none", None, reason)
         if need_asr:
             from pipelines.asr import transcribe

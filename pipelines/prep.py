@@ -79,7 +79,13 @@ def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
     summary = PrepSummary()
     t_start = time.perf_counter()
 
-    scan = scan_source(opts.source, opts.root, **opts.source_options)
+    try:
+        scan = scan_source(opts.source, opts.root, **opts.source_options)
+    except TypeError:  # an option of another adapter, e.g. --media for mafw
+        raise PrepError(f"options {sorted(opts.source_options)} do not apply to source {opts.source!r}; "
+                        f"see `umbenet prep --help` for which options go with which source") from None
+    except ValueError as exc:
+        raise PrepError(str(exc)) from None
     if scan.problems:
         console.print(problems_table(scan))
     scan = apply_policy(scan, on_problem=opts.on_problem)
@@ -94,7 +100,8 @@ def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
 
     with progress_bar(console) as progress:
         if "media" in opts.stages:
-            _media(opts, spec, scan.dataset, records, progress, summary)
+            expect_text = scan.dataset == "mafw" or any(r.text_source != "none" for r in scan.records)
+            _media(opts, spec, scan.dataset, expect_text, records, progress, summary)
         if "embed" in opts.stages:
             _embed(opts, spec, {r.clip_id for r in records}, progress, summary)
     _tally(opts, records, summary)
@@ -103,7 +110,7 @@ def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
     return summary
 
 
-def _media(opts, spec, dataset, records, progress, summary) -> None:
+def _media(opts, spec, dataset, expect_text, records, progress, summary) -> None:
     from pipelines.media_stage import MediaStage
 
     table = media_dir(opts.out)
@@ -114,9 +121,9 @@ def _media(opts, spec, dataset, records, progress, summary) -> None:
     todo = [r for r in records if r.clip_id not in done]
     summary.media_done_before = len(records) - len(todo)
     task = progress.add_task("media", total=len(records), completed=summary.media_done_before)
-    stage = MediaStage(opts, dataset)
+    stage = MediaStage(opts, dataset, expect_text)
     t0 = time.perf_counter()
-    with PartWriter(table, spec, shard=opts.shard_name, rows_per_part=64) as writer:
+    with PartWriter(table, spec, shard=opts.shard_name, rows_per_part=4 * opts.batch_clips) as writer:
         stage.run(todo, writer.write, lambda n: progress.advance(task, n))
     summary.seconds.update({f"media: {k}": v for k, v in stage.seconds.items()})
     summary.seconds["media"] = time.perf_counter() - t0

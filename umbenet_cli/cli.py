@@ -100,7 +100,8 @@ def prep(
 def main(argv: list[str] | None = None) -> int:
     """Entry point; callable from tests with an argv list. Returns the exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
+        rc = app(args=argv, standalone_mode=False)
     except USER_ERRORS as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
@@ -112,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.BadParameter, __import__("click").UsageError) as exc:
         console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
         return 2
-    return 0
+    if rc == 130:
+        console.print("[yellow]interrupted: work already finished is kept; run the same command again to resume[/]")
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":
