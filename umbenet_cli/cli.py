@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+_ARGV: list[str] = []  # this invocation's arguments, handed to torchrun when training relaunches itself
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, str]:
@@ -36,6 +37,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
 def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # the terminal shows warnings; run logs get more
+        handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @app.command()
@@ -97,8 +100,92 @@ def prep(
         raise typer.Exit(1)
 
 
+def _default_cache() -> str:
+    """The only cache under ./cache, if there is exactly one."""
+    from pathlib import Path
+
+    found = sorted(p.parent.parent for p in Path("cache").glob("*/features/part-*.parquet"))
+    found = sorted(set(found))
+    if len(found) == 1:
+        return str(found[0])
+    from umbenet_cli.training.options import TrainError
+
+    raise TrainError("which cache? pass --cache DIR" + (f" (found {[str(f) for f in found]})" if found
+                     else " (none under ./cache: run `umbenet prep` first)"))
+
+
+@app.command()
+def train(
+    cache: Annotated[Optional[str], typer.Option(help="Feature cache from `umbenet prep` [default: the only one under ./cache].")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Run name: runs/<name> [default: <cache>-<preset>].")] = None,
+    runs_dir: Annotated[str, typer.Option(help="Folder holding the runs.")] = "runs",
+    preset: Annotated[str, typer.Option(help="Model and schedule preset: default, paper, authors-code, tiny.")] = "default",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16, optim.lr=2e-4.")] = None,
+    stage: Annotated[str, typer.Option(help="1, 2, both, or one (the one-stage ablation).")] = "both",
+    fold: Annotated[Optional[str], typer.Option(help="Fold to hold out (1-5), or 'all' for the full protocol.")] = None,
+    modalities: Annotated[str, typer.Option(help="Modalities to train on, e.g. video,text.")] = "video,audio,text",
+    val_fraction: Annotated[float, typer.Option(help="Share of the training fold kept for validation (stratified).")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split, batches and modality draws.")] = 0,
+    init_from: Annotated[Optional[str], typer.Option(help="Stage 2: the stage-1 run or checkpoint to take prompts from.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run from its last checkpoint.")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda (with --gpus to pick them).")] = "cpu",
+    gpus: Annotated[Optional[str], typer.Option(help="Exactly these GPUs, e.g. 0,1 (more than one: DDP via torchrun).")] = None,
+    nproc: Annotated[int, typer.Option(help="Processes on this node for --device cpu (gloo).")] = 1,
+    nnodes: Annotated[int, typer.Option(help="Machines taking part.")] = 1,
+    node_rank: Annotated[int, typer.Option(help="This machine's rank among --nnodes.")] = 0,
+    master_addr: Annotated[str, typer.Option(help="Address of node 0.")] = "127.0.0.1",
+    master_port: Annotated[int, typer.Option(help="Port on node 0.")] = 29511,
+    save_every: Annotated[int, typer.Option(help="Also checkpoint every N steps (0: each epoch).")] = 0,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop each stage after N steps (smoke tests).")] = None,
+) -> None:
+    """Train UMBEnet on a feature cache: stage 1 (unimodal prompts), stage 2 (missing modalities)."""
+    from pathlib import Path
+
+    from umbenet_cli.data.cache_io import features_dir, table_spec
+    from umbenet_cli.model.config import UMBEnetConfig
+    from umbenet_cli.training import distributed as D
+    from umbenet_cli.training.options import TrainError, TrainOptions
+    from umbenet_cli.training.run import prepare, run_training
+
+    cache = cache or _default_cache()
+    run_dir = Path(runs_dir) / (name or f"{Path(cache).name}-{preset}")
+    gpu_ids = D.parse_gpus(gpus)
+    if gpu_ids:
+        device = "cuda"
+    if resume and (run_dir / "run.json").is_file():
+        opts = TrainOptions.from_json((run_dir / "run.json").read_text(), device=device)
+    elif resume:
+        raise TrainError(f"--resume: no run at {run_dir} (no run.json); check --name / --runs-dir")
+    else:
+        spec = table_spec(features_dir(cache))
+        if spec is None:
+            raise TrainError(f"no feature cache at {cache}: run `umbenet prep` first (or pass --cache)")
+        overrides = parse_overrides(set_)
+        overrides.setdefault("classes", list(spec.classes))
+        opts = TrainOptions(cache=Path(cache), run_dir=run_dir, model=UMBEnetConfig.preset(preset, **overrides),
+                            stage=stage, fold=fold, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+                            val_fraction=val_fraction, seed=seed, init_from=Path(init_from) if init_from else None,
+                            device=device, save_every=save_every, max_steps=max_steps)
+    world = (len(gpu_ids) if gpu_ids else nproc) * nnodes
+    if world > 1 and not D.under_launcher():
+        D.check_gpus(gpu_ids)
+        prepare(opts, new_run=not resume)  # report input problems here, once, before spawning
+        rc = D.relaunch(_ARGV, len(gpu_ids) or nproc, gpu_ids, nnodes, node_rank, master_addr, master_port)
+        raise typer.Exit(rc)
+    if len(gpu_ids) == 1:
+        D.check_gpus(gpu_ids)
+        opts = TrainOptions(**{**opts.__dict__, "device": f"cuda:{gpu_ids[0]}"})
+    info = D.setup(opts.device)
+    try:
+        run_training(opts, info, console, resume=resume, new_run=not resume)
+    finally:
+        D.cleanup()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; callable from tests with an argv list. Returns the exit code."""
+    global _ARGV
+    _ARGV = list(argv) if argv is not None else sys.argv[1:]
     try:
         # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
         rc = app(args=argv, standalone_mode=False)

@@ -1,0 +1,1 @@
+"""Training: the paper's two-stage schedule over a feature cache. Never imports Typer."""

@@ -1,0 +1,143 @@
+"""Training data from the feature cache: folds, a validation split, batches, modality sampling.
+
+Everything random here is a pure function of (seed, stage, epoch, step), never of global state:
+a resumed run, or a run split over several processes, sees exactly the batches and modality
+draws of an uninterrupted single-process run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from umbenet_cli.data.cache_read import FeatureTable
+from umbenet_cli.errors import UserError
+from umbenet_cli.model.config import MODALITIES
+from umbenet_cli.model.umbenet import Batch
+
+
+class DataError(UserError, ValueError):
+    """The cache cannot provide what the run asks for."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Row indices into the feature table."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    name: str  # e.g. "fold 3" or "train/test"
+
+
+def protocol_folds(table: FeatureTable) -> list[int]:
+    """The folds a cache defines (empty for single-split datasets)."""
+    return sorted(int(f) for f in np.unique(table.folds) if f >= 0)
+
+
+def make_splits(table: FeatureTable, fold: int | None, val_fraction: float, seed: int) -> Splits:
+    """Test = the fold's test clips (or split == "test"); validation carved from the rest,
+    stratified by class and seeded; the test fold never takes part in training or selection."""
+    usable = table.presence.any(axis=1)
+    folds = protocol_folds(table)
+    if folds:
+        if fold is None or fold not in folds:
+            raise DataError(f"--fold {fold}: this cache defines folds {folds}; pick one of them (or 'all')")
+        test = usable & (table.folds == fold)
+        trainval = usable & (table.folds >= 0) & (table.folds != fold)
+        name = f"fold {fold}"
+    else:
+        if fold is not None:
+            raise DataError(f"--fold {fold}: this cache has no folds (it has a train/test split); leave --fold out")
+        splits = np.asarray([s or "" for s in table.splits])
+        test = usable & (splits == "test")
+        trainval = usable & np.isin(splits, ["train", "val"])
+        name = "train/test"
+    trainval_idx = np.flatnonzero(trainval)
+    given_val = np.flatnonzero(usable & (np.asarray([s or "" for s in table.splits]) == "val"))
+    if len(given_val):
+        val = given_val
+    else:
+        val = _stratified(trainval_idx, table.labels, val_fraction, seed)
+    train = np.setdiff1d(trainval_idx, val)
+    classes = table.spec.classes
+    counts = np.bincount(table.labels[train], minlength=len(classes))
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        raise DataError(f"{name}: no training clips for class(es) {empty}; a model cannot learn a class "
+                        f"it never sees. Check the cache (umbenet prep summary) or the fold.")
+    if len(np.flatnonzero(test)) == 0:
+        raise DataError(f"{name}: no test clips in this cache")
+    return Splits(train=train, val=np.sort(val), test=np.flatnonzero(test), name=name)
+
+
+def _stratified(idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels[idx]):
+        members = idx[labels[idx] == c]
+        n = int(round(fraction * len(members)))
+        if len(members) >= 2:
+            n = min(max(n, 1), len(members) - 1)  # keep at least one clip of each class for training
+        else:
+            n = 0
+        picked.append(rng.permutation(members)[:n])
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def step_rng(seed: int, *keys: int) -> np.random.Generator:
+    """A generator that depends only on (seed, keys): the same draws in any process, any resume."""
+    return np.random.default_rng([seed, *keys])
+
+
+def epoch_order(train: np.ndarray, seed: int, stage: int, epoch: int) -> np.ndarray:
+    return step_rng(seed, stage, epoch, 0).permutation(train)
+
+
+def sample_presence(available: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """available [B, 3] bool -> presented [B, 3] bool.
+
+    mode "unimodal" (stage 1): one modality per clip, uniformly among those it has.
+    mode "subsets" (stage 2, one-stage): a uniform non-empty subset of those it has.
+    mode "all": everything it has (validation, evaluation).
+    """
+    if mode == "all":
+        return available.copy()
+    out = np.zeros_like(available)
+    for i, row in enumerate(available):
+        have = np.flatnonzero(row)
+        if mode == "unimodal":
+            out[i, rng.choice(have)] = True
+        elif mode == "subsets":
+            code = rng.integers(1, 2 ** len(have))  # a non-empty subset of the available ones
+            out[i, have[[bool(code >> b & 1) for b in range(len(have))]]] = True
+        else:
+            raise ValueError(f"unknown modality sampling mode {mode!r}")
+    return out
+
+
+def modality_mask(names: tuple[str, ...]) -> np.ndarray:
+    return np.array([m in names for m in MODALITIES])
+
+
+def make_batch(table: FeatureTable, rows: np.ndarray, present: np.ndarray, device: torch.device) -> Batch:
+    """Tensors for ``rows`` with the presence mask ``present`` [B, 3]."""
+    T = table.frame_emb.shape[1]
+    n_valid = table.n_valid_frames[rows].astype(np.int64)
+    frame_mask = np.arange(T)[None, :] < n_valid[:, None]
+    S = table.audio.shape[1]
+    audio_len = np.where(table.audio_num_samples[rows] > 0, table.audio_num_samples[rows], S)
+
+    def t(x, dtype=None):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
+
+    return Batch(
+        present=t(present),
+        frame_emb=t(table.frame_emb[rows], torch.float32),
+        frame_mask=t(frame_mask),
+        scene_emb=t(table.scene_emb[rows], torch.float32) if table.scene_emb is not None else None,
+        audio=t(table.audio[rows], torch.float32),
+        audio_len=t(audio_len.astype(np.int64)),
+        text_emb=t(table.text_emb[rows], torch.float32),
+    )

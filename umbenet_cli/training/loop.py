@@ -1,0 +1,257 @@
+"""One training stage: epochs of steps, validation, the paper's schedule, checkpoints, resume.
+
+A stage writes into its own folder::
+
+    metrics.jsonl            one line per epoch: loss parts, lr, train and validation UAR/WAR,
+                             prompt selection counts, steps/s and clips/s
+    checkpoints/last/        weights + train_state.pt (optimiser, scheduler, RNG, counters)
+    checkpoints/best/        the epoch with the best validation UAR (ties: WAR)
+    result.json              written when the stage ends, with why it ended
+
+Resuming loads ``checkpoints/last`` and continues at the exact step; since batches and modality
+draws are functions of (seed, stage, epoch, step) and the RNG state travels in the checkpoint, a
+resumed CPU run ends with the same weights and metrics as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from umbenet_cli.data.cache_read import FeatureTable
+from umbenet_cli.model.checkpoint import load_weights, save_checkpoint
+from umbenet_cli.model.umbenet import UMBEnet
+from umbenet_cli.training.data import Splits, epoch_order, make_batch, sample_presence, step_rng
+from umbenet_cli.training.distributed import DistInfo, all_reduce_sum_
+
+log = logging.getLogger(__name__)
+STAGE_IDS = {"stage1": 1, "stage2": 2, "onestage": 3}
+LOSS_PARTS = ("total", "ce", "l1", "gate_l1", "key")
+
+
+@dataclass
+class StageState:
+    """Everything besides weights that a resumed stage needs."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best: tuple[float, float] = (-1.0, -1.0)  # (val UAR, val WAR) of checkpoints/best
+    best_epoch: int = -1
+    sums: dict = field(default_factory=dict)  # running sums of the current epoch
+    stop_reason: str | None = None
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)
+
+
+def uar_war(cm: np.ndarray) -> tuple[float, float]:
+    """Over the whole split (never averaged over batches): mean recall of classes present, accuracy."""
+    support = cm.sum(1)
+    recall = np.diag(cm)[support > 0] / support[support > 0]
+    return float(recall.mean()) if len(recall) else 0.0, float(np.trace(cm) / max(cm.sum(), 1))
+
+
+@torch.no_grad()
+def predict_rows(model: UMBEnet, table: FeatureTable, rows: np.ndarray, present: np.ndarray,
+                 device: torch.device, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits [N, C] and selected prompts [N, k] (-1 without a pool) of ``rows``, in eval mode."""
+    was = model.training
+    model.eval()
+    logits, selected = [], []
+    for s in range(0, len(rows), batch_size):
+        b = make_batch(table, rows[s:s + batch_size], present[s:s + batch_size], device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(b)
+        logits.append(out.logits.float().cpu())
+        k = out.selected if out.selected is not None else torch.full((len(b.present), 1), -1)
+        selected.append(k.cpu())
+    model.train(was)
+    return torch.cat(logits).numpy(), torch.cat(selected).numpy()
+
+
+def evaluate(model, table, rows, available, device, batch_size) -> dict:
+    logits, _ = predict_rows(model, table, rows, available[rows], device, batch_size)
+    labels = table.labels[rows].astype(np.int64)
+    loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)))
+    uar, war = uar_war(confusion(labels, logits.argmax(1), logits.shape[1]))
+    return {"loss": loss, "uar": uar, "war": war, "n": int(len(rows))}
+
+
+class StageTrainer:
+    def __init__(self, model: UMBEnet, table: FeatureTable, splits: Splits, available: np.ndarray,
+                 mode: str, stage: str, folder: Path, seed: int, info: DistInfo,
+                 save_every: int = 0, max_steps: int | None = None) -> None:
+        self.model, self.table, self.splits = model, table, splits
+        self.available, self.mode, self.stage, self.folder = available, mode, stage, folder
+        self.seed, self.info, self.save_every, self.max_steps = seed, info, save_every, max_steps
+        self.cfg = model.config.optim
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt, mode="min", factor=self.cfg.plateau_factor, patience=self.cfg.plateau_patience)
+        self.state = StageState()
+        self.net = model
+        if info.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # Selection counts are summed across ranks by hand every step (below), not broadcast.
+            self.net = DDP(model, device_ids=[info.local_rank] if info.device.type == "cuda" else None,
+                           broadcast_buffers=False)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self, name: str) -> None:
+        if not self.info.main:
+            return
+        state = {
+            "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+            "torch_rng": torch.get_rng_state(), "state": self.state.__dict__,
+        }
+        save_checkpoint(self.model, self.folder / "checkpoints" / name,
+                        extra={"stage": self.stage, "epoch": self.state.epoch, "global_step": self.state.global_step},
+                        write_extra=lambda tmp: torch.save(state, tmp / "train_state.pt"))
+
+    def resume(self) -> bool:
+        """Continue from checkpoints/last if it exists; True when it did."""
+        last = self.folder / "checkpoints" / "last"
+        if not (last / "train_state.pt").is_file():
+            return False
+        load_weights(self.model, last)
+        st = torch.load(last / "train_state.pt", weights_only=False)
+        self.opt.load_state_dict(st["opt"])
+        self.sched.load_state_dict(st["sched"])
+        torch.set_rng_state(st["torch_rng"])
+        self.state = StageState(**st["state"])
+        self.state.best = tuple(self.state.best)
+        # Drop metric lines written after that checkpoint (a kill between the two writes).
+        metrics = self.folder / "metrics.jsonl"
+        if metrics.exists() and self.info.main:
+            keep = [line for line in metrics.read_text().splitlines()
+                    if line and json.loads(line)["global_step"] <= self.state.global_step]
+            metrics.write_text("".join(k + "\n" for k in keep))
+        return True
+
+    # ------------------------------------------------------------------------ steps
+    def _step(self, rows: np.ndarray, present: np.ndarray) -> dict:
+        info = self.info
+        per = len(rows) // info.world
+        mine = slice(info.rank * per, (info.rank + 1) * per)
+        batch = make_batch(self.table, rows[mine], present[mine], info.device)
+        labels = torch.from_numpy(self.table.labels[rows[mine]].astype(np.int64)).to(info.device)
+        pool = self.model.pool
+        before = pool.counts.clone() if pool is not None else None
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=info.device.type == "cuda"):
+            out = self.net(batch)
+            parts = self.model.loss(out, labels)
+        self.opt.zero_grad(set_to_none=True)
+        parts.total.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip)
+        self.opt.step()
+        if pool is not None and info.world > 1:
+            with torch.no_grad():
+                delta = all_reduce_sum_(pool.counts - before, info)
+                pool.counts.copy_(before + delta)
+        n = len(labels)
+        stats = {k: float(getattr(parts, k).detach()) * n for k in LOSS_PARTS}
+        stats["correct"] = float((out.logits.argmax(1) == labels).sum())
+        stats["n"] = float(n)
+        return stats
+
+    def _batches(self, epoch: int) -> np.ndarray:
+        order = epoch_order(self.splits.train, self.seed, STAGE_IDS[self.stage], epoch)
+        B = self.cfg.batch_size
+        if B % self.info.world:
+            raise ValueError(f"optim.batch_size={B} is not divisible by {self.info.world} processes")
+        if len(order) < B:
+            raise ValueError(f"only {len(order)} training clips, fewer than optim.batch_size={B}")
+        return order[: len(order) // B * B].reshape(-1, B)
+
+    # ------------------------------------------------------------------------ epochs
+    def run(self, progress=None) -> dict:
+        st, cfg, info = self.state, self.cfg, self.info
+        self.model.train()
+        task = None
+        while st.stop_reason is None:
+            if st.epoch >= cfg.max_epochs:
+                st.stop_reason = f"reached max_epochs={cfg.max_epochs}"
+                break
+            batches = self._batches(st.epoch)
+            if progress is not None:
+                task = progress.add_task(f"{self.stage} epoch {st.epoch + 1}", total=len(batches), completed=st.step_in_epoch)
+            t0 = time.perf_counter()
+            steps_done = 0
+            for step in range(st.step_in_epoch, len(batches)):
+                rows = batches[step]
+                present = sample_presence(self.available[rows], self.mode,
+                                          step_rng(self.seed, STAGE_IDS[self.stage], st.epoch, step + 1))
+                stats = self._step(rows, present)
+                for k, v in stats.items():
+                    st.sums[k] = st.sums.get(k, 0.0) + v
+                st.step_in_epoch, st.global_step = step + 1, st.global_step + 1
+                steps_done += 1
+                if progress is not None:
+                    progress.update(task, advance=1, description=f"{self.stage} epoch {st.epoch + 1} loss {stats['total'] / stats['n']:.3f}")
+                if self.save_every and st.global_step % self.save_every == 0:
+                    self._save("last")
+                if self.max_steps is not None and st.global_step >= self.max_steps:
+                    st.stop_reason = f"reached max_steps={self.max_steps}"
+                    break
+            seconds = time.perf_counter() - t0
+            if progress is not None:
+                progress.remove_task(task)
+            if st.step_in_epoch < len(batches) and st.stop_reason is not None:
+                self._end_epoch(seconds, steps_done, partial=True)
+                break
+            self._end_epoch(seconds, steps_done)
+        result = {"stage": self.stage, "stop_reason": st.stop_reason, "epochs": st.epoch,
+                  "global_step": st.global_step, "best_epoch": st.best_epoch,
+                  "best_val_uar": st.best[0], "best_val_war": st.best[1]}
+        if info.main:
+            (self.folder / "result.json").write_text(json.dumps(result, indent=2))
+        return result
+
+    def _end_epoch(self, seconds: float, steps: int, partial: bool = False) -> None:
+        st, cfg, info = self.state, self.cfg, self.info
+        sums = torch.tensor([st.sums.get(k, 0.0) for k in (*LOSS_PARTS, "correct", "n")], dtype=torch.float64)
+        sums = all_reduce_sum_(sums.to(info.device), info).cpu().tolist()
+        n = max(sums[-1], 1.0)
+        train = {k: sums[i] / n for i, k in enumerate(LOSS_PARTS)}
+        train["acc"] = sums[-2] / n
+        val = evaluate(self.model, self.table, self.splits.val, self.available, info.device, cfg.batch_size)
+        if not partial:
+            self.sched.step(val["loss"])
+        lr = self.opt.param_groups[0]["lr"]
+        pool = self.model.pool
+        line = {
+            "stage": self.stage, "epoch": st.epoch + 1, "global_step": st.global_step, "lr": lr,
+            "train": train, "val": val, "partial_epoch": partial,
+            "pool_counts": pool.counts.tolist() if pool is not None else None,
+            "seconds": seconds, "steps_per_s": steps / seconds if seconds else 0.0,
+            "clips_per_s": steps * cfg.batch_size / seconds if seconds else 0.0,
+        }
+        if info.main:
+            with open(self.folder / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+        if (val["uar"], val["war"]) > tuple(st.best):
+            st.best, st.best_epoch = (val["uar"], val["war"]), st.epoch + 1
+            self._save("best")
+        st.epoch += 0 if partial else 1
+        st.step_in_epoch = 0 if not partial else st.step_in_epoch
+        st.sums = {}
+        if st.stop_reason is None:
+            if lr < cfg.min_lr:
+                st.stop_reason = f"learning rate {lr:.2e} fell below min_lr={cfg.min_lr:g}"
+            elif train["acc"] > cfg.stop_train_accuracy:
+                st.stop_reason = f"training accuracy {train['acc']:.3f} passed {cfg.stop_train_accuracy:g}"
+        self._save("last")
+        log.info("%s epoch %d: train loss %.4f acc %.3f | val loss %.4f UAR %.4f WAR %.4f | lr %.2e",
+                 self.stage, line["epoch"], train["total"], train["acc"], val["loss"], val["uar"], val["war"], lr)

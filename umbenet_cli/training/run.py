@@ -1,0 +1,201 @@
+"""``umbenet train``: check everything, then train each fold through its stages.
+
+    runs/<name>/run.json                         options + resolved config + cache spec: the run
+                                                 can be redone from this file alone
+    runs/<name>/log.txt
+    runs/<name>/<fold3|train-test>/<stage1|stage2|onestage>/   see training.loop
+
+Every input problem (empty cache, another backbone, a fold that is not there, a class without
+training clips, a modality the cache lacks, a bad override) is found before anything is written.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from umbenet_cli.data.cache_read import FeatureTable, read_features
+from umbenet_cli.model.backbone import load_backbone
+from umbenet_cli.model.checkpoint import load_weights
+from umbenet_cli.model.config import MODALITIES
+from umbenet_cli.model.prompt_pool import PromptPool, transfer_activated
+from umbenet_cli.model.umbenet import UMBEnet
+from umbenet_cli.training.data import make_splits, modality_mask, protocol_folds
+from umbenet_cli.training.distributed import DistInfo
+from umbenet_cli.training.loop import StageTrainer
+from umbenet_cli.training.options import STAGE_MODES, TrainError, TrainOptions
+
+log = logging.getLogger(__name__)
+
+
+def load_cache_for(opts: TrainOptions) -> FeatureTable:
+    """The feature table, checked against the model config."""
+    table = read_features(opts.cache)
+    spec, cfg = table.spec, opts.model
+    problems = []
+    if spec.backbone != cfg.backbone:
+        problems.append(f"the cache was embedded with backbone {spec.backbone!r}, the config uses {cfg.backbone!r}: "
+                        f"train with --set backbone={spec.backbone} or re-embed with `umbenet prep ... --force`")
+    if spec.num_frames != cfg.num_frames:
+        problems.append(f"the cache has {spec.num_frames} frames per clip, the config num_frames={cfg.num_frames}: "
+                        f"use --set num_frames={spec.num_frames} (or the preset the cache was made with)")
+    S = int(round(cfg.audio.seconds * cfg.audio.sample_rate))
+    if spec.audio_samples != S or spec.sample_rate != cfg.audio.sample_rate:
+        problems.append(f"the cache holds {spec.audio_seconds:g} s of audio at {spec.sample_rate} Hz, the config "
+                        f"{cfg.audio.seconds:g} s at {cfg.audio.sample_rate} Hz: use --set audio.seconds={spec.audio_seconds:g}")
+    if spec.scene != cfg.temporal.scene_stream:
+        problems.append(f"the cache {'has' if spec.scene else 'has no'} scene frames but temporal.scene_stream="
+                        f"{cfg.temporal.scene_stream}: set them alike")
+    if len(table) == 0:
+        problems.append(f"the cache at {opts.cache} holds no clips")
+    if problems:
+        raise TrainError("the cache does not fit this model:\n  - " + "\n  - ".join(problems))
+    return table
+
+
+def available_modalities(table: FeatureTable, opts: TrainOptions) -> np.ndarray:
+    """[N, 3]: what each clip has, restricted to the modalities this run trains on."""
+    have = table.presence.any(axis=0)
+    lacking = [m for m, h in zip(MODALITIES, have) if m in opts.modalities and not h]
+    if lacking:
+        raise TrainError(f"--modalities asks for {lacking}, which no clip of the cache has "
+                         f"(it has {[m for m, h in zip(MODALITIES, have) if h]}); drop them from --modalities")
+    return table.presence & modality_mask(opts.modalities)[None, :]
+
+
+def resolve_folds(table: FeatureTable, fold: str | None) -> tuple[int | None, ...]:
+    folds = protocol_folds(table)
+    if not folds:
+        if fold not in (None, ""):
+            raise TrainError(f"--fold {fold}: this cache has a train/test split and no folds; leave --fold out")
+        return (None,)
+    if fold in (None, ""):
+        raise TrainError(f"this cache defines folds {folds}: pass --fold N, or --fold all for the full protocol")
+    if fold == "all":
+        return tuple(folds)
+    try:
+        k = int(fold)
+    except ValueError:
+        raise TrainError(f"--fold {fold!r}: give a fold number ({folds}) or 'all'") from None
+    if k not in folds:
+        raise TrainError(f"--fold {k}: this cache defines folds {folds}")
+    return (k,)
+
+
+def stage1_checkpoint(opts: TrainOptions, fold: int | None) -> Path:
+    """Where stage 2 takes its prompts from: --init-from, else this run's own stage 1."""
+    src = opts.init_from if opts.init_from is not None else opts.split_dir(fold) / "stage1"
+    for cand in (src, src / "checkpoints" / "best", src / (f"fold{fold}" if fold else "train-test") / "stage1" / "checkpoints" / "best"):
+        if (cand / "COMPLETE").is_file():
+            return cand
+    raise TrainError(f"stage 2 needs a trained stage 1: none found at {src}. Run --stage 1 first "
+                     f"(or --stage both), or pass --init-from RUN_OR_CHECKPOINT")
+
+
+def build_stage_model(opts: TrainOptions, stage: str, fold: int | None, backbone) -> tuple[UMBEnet, dict]:
+    torch.manual_seed(opts.seed)
+    model = UMBEnet(opts.model, backbone=backbone)
+    info = {}
+    if stage == "stage2":
+        src = stage1_checkpoint(opts, fold)
+        load_weights(model, src)
+        if model.pool is not None:
+            fresh = PromptPool(backbone.dims.embed_dim, backbone.dims.token_dim, opts.model.pool)
+            kept = transfer_activated(model.pool, fresh)
+            model.pool = fresh
+            info = {"init_from": str(src), "prompts_carried": kept}
+    return model, info
+
+
+def prepare(opts: TrainOptions, new_run: bool) -> tuple[FeatureTable, np.ndarray, tuple[int | None, ...]]:
+    """All checks, before anything is written: (table, available modalities [N, 3], folds)."""
+    if new_run and (opts.run_dir / "run.json").exists():
+        raise TrainError(f"{opts.run_dir} already holds a run: continue it with --resume, or pick another --name")
+    table = load_cache_for(opts)
+    if opts.model.classes != table.spec.classes:
+        raise TrainError(f"config classes {list(opts.model.classes)} differ from the cache's "
+                         f"{list(table.spec.classes)}; leave `classes` unset (it is taken from the cache)")
+    folds = resolve_folds(table, opts.fold)
+    for fold in folds:
+        make_splits(table, fold, opts.val_fraction, opts.seed)
+    available = available_modalities(table, opts)
+    if opts.stage == "2":
+        for fold in folds:
+            stage1_checkpoint(opts, fold)
+    return table, available, folds
+
+
+def _log_to_file(path: Path) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("umbenet_cli")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: bool = False,
+                 new_run: bool = True) -> list[dict]:
+    """Train every fold of ``opts`` through its stages; returns one result per (fold, stage)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    table, available, folds = prepare(opts, new_run=new_run and not resume)
+    backbone = load_backbone(opts.model.backbone, device=info.device)
+    if backbone.fingerprint() != table.spec.backbone_fingerprint:
+        raise TrainError(f"backbone {opts.model.backbone!r} loaded here has fingerprint {backbone.fingerprint()}, "
+                         f"the cache was embedded with {table.spec.backbone_fingerprint}: different weights "
+                         f"under one name. Re-embed with `umbenet prep ... --force`.")
+    if info.main:
+        opts.run_dir.mkdir(parents=True, exist_ok=True)
+        (opts.run_dir / "run.json").write_text(opts.to_json())
+        (opts.run_dir / "classes.json").write_text(json.dumps(list(table.spec.classes)))
+        _log_to_file(opts.run_dir / "log.txt")
+    results = []
+    for fold in folds:
+        splits = make_splits(table, fold, opts.val_fraction, opts.seed)
+        for stage in opts.stage_names:
+            folder = opts.split_dir(fold) / stage
+            if (folder / "result.json").is_file():
+                results.append(json.loads((folder / "result.json").read_text()) | {"fold": fold, "reused": True})
+                continue
+            if info.main:
+                folder.mkdir(parents=True, exist_ok=True)
+            model, init = build_stage_model(opts, stage, fold, backbone)
+            model.to(info.device)
+            trainer = StageTrainer(model, table, splits, available, STAGE_MODES[stage], stage, folder,
+                                   opts.seed, info, opts.save_every, opts.max_steps)
+            if resume and trainer.resume():
+                console.print(f"[bold]{splits.name} {stage}[/]: resumed at epoch {trainer.state.epoch + 1}, "
+                              f"step {trainer.state.step_in_epoch}")
+            elif info.main and init:
+                (folder / "init.json").write_text(json.dumps(init, indent=2))
+            console.print(f"[bold]{splits.name} {stage}[/]: {len(splits.train)} train / {len(splits.val)} val / "
+                          f"{len(splits.test)} test clips, modalities {','.join(opts.modalities)}")
+            t0 = time.perf_counter()
+            progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=console, disable=not info.main)
+            with progress:
+                result = trainer.run(progress)
+            result |= {"fold": fold, "seconds": time.perf_counter() - t0}
+            results.append(result)
+    if info.main:
+        console.print(summary_table(opts, results))
+    return results
+
+
+def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
+    table = Table(title=f"training summary: {opts.run_dir}")
+    for col in ("fold", "stage", "epochs", "steps", "best epoch", "val UAR", "val WAR", "stopped because", "time"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(str(r["fold"] if r["fold"] is not None else "-"), r["stage"], str(r["epochs"]),
+                      str(r["global_step"]), str(r["best_epoch"]), f"{100 * r['best_val_uar']:.2f}",
+                      f"{100 * r['best_val_war']:.2f}", r["stop_reason"] or "",
+                      "reused" if r.get("reused") else f"{r.get('seconds', 0):.0f} s")
+    return table
