@@ -27,3 +27,28 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("UMBENET_HOME", tempfile.mkdtemp(prefix="umbenet-test-home-"))
+
+
+@pytest.fixture(scope="session")
+def sample_cache(tmp_path_factory):
+    """`umbenet prep mafw sample_data/mafw --preset tiny`, once per test session (read-only)."""
+    from pathlib import Path
+
+    from umbenet_cli.cli import main
+
+    out = tmp_path_factory.mktemp("mafw-cache")
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "mafw"
+    assert main(["prep", "mafw", str(sample), "--out", str(out), "--preset", "tiny"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory):
+    """A learnable 4-class synthetic cache (tiny backbone widths), 5 folds, some modalities missing."""
+    from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache
+    from umbenet_cli.model import load_backbone
+    from umbenet_cli.model.config import TINY_BACKBONE
+
+    out = tmp_path_factory.mktemp("synthetic-cache")
+    spec = SyntheticSpec(classes=("happy", "sad", "neutral", "angry"), clips_per_class=20)
+    return write_synthetic_cache(out, spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +18,6 @@ import pytest
 from tests.pipelines.prep_fixtures import SAMPLE, small_manifest
 from umbenet_cli.cli import main
 from umbenet_cli.data.cache_io import read_features, read_media
-
-
-@pytest.fixture(scope="module")
-def sample_cache(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mafw-cache")
-    assert main(["prep", "mafw", str(SAMPLE), "--out", str(out), "--preset", "tiny"]) == 0
-    return out
 
 
 def test_sample_data_cache_contents(sample_cache):
@@ -58,7 +52,9 @@ def test_cache_readable_without_umbenet(sample_cache):
     assert crops.column("crops")[0].as_py()[0][:2] == b"\xff\xd8"  # JPEG
 
 
-def test_second_run_reuses_everything(sample_cache, capsys):
+def test_second_run_reuses_everything(sample_cache, capsys, tmp_path):
+    shutil.copytree(sample_cache, tmp_path / "c")  # the session's cache stays untouched
+    sample_cache = tmp_path / "c"
     before = {p.name for p in (sample_cache / "features").iterdir()}
     assert main(["prep", "mafw", str(SAMPLE), "--out", str(sample_cache), "--preset", "tiny"]) == 0
     assert "33 / 33" in capsys.readouterr().err

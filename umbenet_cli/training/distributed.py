@@ -65,9 +65,31 @@ def under_launcher() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+# Options that only the launching process needs; torchrun's own parser would also misread some
+# of them (argparse matches --nproc against --nproc-per-node).
+_LAUNCH_OPTIONS = {"--gpus": 1, "--nproc": 1, "--nnodes": 1, "--node-rank": 1, "--master-addr": 1,
+                   "--master-port": 1}
+
+
+def worker_argv(argv: list[str], gpus: list[int]) -> list[str]:
+    """``argv`` without the launch options (``--opt value`` and ``--opt=value`` forms)."""
+    out, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _LAUNCH_OPTIONS:
+            skip = 0 if "=" in arg else _LAUNCH_OPTIONS[name]
+            continue
+        out.append(arg)
+    return out + (["--device", "cuda"] if gpus else [])
+
+
 def relaunch(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node_rank: int = 0,
              master_addr: str = "127.0.0.1", master_port: int = 29511) -> int:
     """Run ``umbenet <argv>`` under torch.distributed.run with ``nproc`` processes per node."""
+    argv = worker_argv(argv, gpus)
     env = dict(os.environ)
     env[LAUNCHED_ENV] = "1"
     if gpus:

@@ -1,0 +1,131 @@
+"""umbenet train end to end on tiny caches: both stages, learning, resume, distributed, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from umbenet_cli.cli import main
+
+
+def train(cache, runs, *extra):
+    return main(["train", "--cache", str(cache), "--runs-dir", str(runs), "--preset", "tiny", *extra])
+
+
+def metrics(folder: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    for line in lines:  # timings differ between runs; everything else must not
+        for k in ("seconds", "steps_per_s", "clips_per_s"):
+            line.pop(k)
+    return lines
+
+
+def weights(folder: Path) -> dict:
+    return load_file(str(folder / "checkpoints" / "last" / "model.safetensors"))
+
+
+def test_both_stages_on_the_sample_cache(sample_cache, tmp_path):
+    assert train(sample_cache, tmp_path, "--name", "r", "--fold", "2", "--set", "optim.max_epochs=2") == 0
+    run = tmp_path / "r"
+    opts = json.loads((run / "run.json").read_text())
+    assert opts["model"]["classes"][0] == "anger" and opts["fold"] == "2"
+    assert json.loads((run / "classes.json").read_text())[-1] == "disappointment"
+    s1, s2 = run / "fold2" / "stage1", run / "fold2" / "stage2"
+    for stage in (s1, s2):
+        assert [m["epoch"] for m in metrics(stage)] == [1, 2]
+        assert (stage / "checkpoints" / "best" / "COMPLETE").is_file()
+        assert json.loads((stage / "result.json").read_text())["stop_reason"] == "reached max_epochs=2"
+    first = metrics(s1)[0]
+    assert set(first["train"]) == {"total", "ce", "l1", "gate_l1", "key", "acc"}
+    assert set(first["val"]) == {"loss", "uar", "war", "n"} and first["lr"] == 2e-3
+    counts = np.array(metrics(s1)[-1]["pool_counts"])
+    assert counts[[1, 2, 4]].sum() == counts.sum() > 0  # stage 1 presents one modality per clip
+    # Stage 2 starts from exactly the prompts stage 1's best checkpoint had used.
+    init = json.loads((s2 / "init.json").read_text())
+    best = load_file(str(s1 / "checkpoints" / "best" / "model.safetensors"))
+    used = np.flatnonzero(best["pool.counts"].sum(0) > 0)
+    assert sorted(init["prompts_carried"]) == sorted(used.tolist()) and used.size > 0
+    assert (run / "log.txt").read_text().count("epoch") >= 4
+
+
+def test_loss_falls_on_a_learnable_problem(synthetic_cache, tmp_path):
+    assert train(synthetic_cache, tmp_path, "--name", "r", "--fold", "1", "--stage", "one",
+                 "--set", "optim.max_epochs=8", "--set", "optim.stop_train_accuracy=1.0") == 0
+    m = metrics(tmp_path / "r" / "fold1" / "onestage")
+    assert m[-1]["train"]["ce"] < 0.6 * m[0]["train"]["ce"]
+    assert m[-1]["train"]["acc"] > 0.6
+
+
+def test_resume_after_interrupt_matches_uninterrupted(synthetic_cache, tmp_path, monkeypatch):
+    args = ["--fold", "1", "--stage", "both", "--set", "optim.max_epochs=2", "--save-every", "1"]
+    assert train(synthetic_cache, tmp_path, "--name", "straight", *args) == 0
+    from umbenet_cli.training import loop
+
+    real, calls = loop.StageTrainer._step, {"n": 0}
+
+    def dies(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 40:  # in stage 2's first epoch (stage 1 has 2 x 14 steps)
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(loop.StageTrainer, "_step", dies)
+    assert train(synthetic_cache, tmp_path, "--name", "cut", *args) == 130
+    monkeypatch.setattr(loop.StageTrainer, "_step", real)
+    assert not (tmp_path / "cut" / "fold1" / "stage2" / "result.json").exists()
+    assert train(synthetic_cache, tmp_path, "--name", "cut", "--resume") == 0
+    for stage in ("stage1", "stage2"):
+        a, b = tmp_path / "straight" / "fold1" / stage, tmp_path / "cut" / "fold1" / stage
+        assert metrics(a) == metrics(b)
+        wa, wb = weights(a), weights(b)
+        assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_kill_during_training_then_resume(synthetic_cache, tmp_path):
+    base = [sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(synthetic_cache), "--runs-dir",
+            str(tmp_path), "--preset", "tiny", "--fold", "1", "--stage", "one", "--set", "optim.max_epochs=3",
+            "--save-every", "1"]
+    assert subprocess.run(base + ["--name", "straight"], capture_output=True).returncode == 0
+    proc = subprocess.Popen(base + ["--name", "cut"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "cut" / "fold1" / "onestage" / "checkpoints" / "last" / "meta.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if last.exists() and json.loads(last.read_text())["extra"]["global_step"] >= 5:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert subprocess.run(base + ["--name", "cut", "--resume"], capture_output=True).returncode == 0
+    a, b = tmp_path / "straight" / "fold1" / "onestage", tmp_path / "cut" / "fold1" / "onestage"
+    assert metrics(a) == metrics(b)
+    wa, wb = weights(a), weights(b)
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_two_gloo_processes_match_one(synthetic_cache, tmp_path):
+    args = ["--fold", "1", "--stage", "one", "--set", "optim.max_epochs=1", "--set", "optim.batch_size=4"]
+    assert train(synthetic_cache, tmp_path, "--name", "one", *args) == 0
+    env = dict(os.environ, MASTER_PORT="29533")
+    proc = subprocess.run([sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(synthetic_cache),
+                           "--runs-dir", str(tmp_path), "--preset", "tiny", "--name", "two", "--nproc", "2",
+                           "--master-port", "29533", *args], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = tmp_path / "one" / "fold1" / "onestage", tmp_path / "two" / "fold1" / "onestage"
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    # Adam turns round-off-sized gradients (e.g. of attention key biases, which softmax ignores)
+    # into lr-sized steps, so weights agree to ~1e-4 rather than bit for bit. Unsynchronised
+    # gradients would move them by ~lr per step (2e-3 x 14 steps).
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=0, atol=1e-3, err_msg=k)
+    ma, mb = metrics(a)[0], metrics(b)[0]
+    assert ma["pool_counts"] == mb["pool_counts"]
+    np.testing.assert_allclose(ma["train"]["total"], mb["train"]["total"], rtol=1e-4)

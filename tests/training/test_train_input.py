@@ -1,0 +1,85 @@
+"""umbenet train refuses bad input with exit code 2 and writes nothing; --gpus parsing."""
+from __future__ import annotations
+
+import pytest
+
+from umbenet_cli.cli import main
+from umbenet_cli.training.distributed import DeviceError, check_gpus, parse_gpus, worker_argv
+
+
+def run(cache, runs, *extra):
+    return main(["train", "--cache", str(cache), "--runs-dir", str(runs), "--preset", "tiny", "--name", "r", *extra])
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--fold", "9"], "this cache defines folds [1, 2, 3, 4, 5]"),
+    ([], "pass --fold N, or --fold all"),
+    (["--fold", "1", "--set", "pool.sise=3"], "unknown key 'pool.sise'"),
+    (["--fold", "1", "--set", "optim.lr=fast"], "optim.lr='fast'"),
+    (["--fold", "1", "--set", "num_frames=8"], "the cache has 4 frames per clip"),
+    (["--fold", "1", "--set", "backbone=openai/clip-vit-base-patch16"], "embedded with backbone 'umbenet/tiny-random-clip'"),
+    (["--fold", "1", "--modalities", "video,smell"], "choose among ['video', 'audio', 'text']"),
+    (["--fold", "1", "--stage", "2"], "stage 2 needs a trained stage 1"),
+    (["--fold", "1", "--stage", "3"], "--stage '3'"),
+    (["--fold", "1", "--gpus", "0,x"], "--gpus '0,x'"),
+])
+def test_bad_input_exits_2_and_writes_nothing(synthetic_cache, tmp_path, capsys, extra, message):
+    assert run(synthetic_cache, tmp_path, *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_empty_cache(tmp_path, capsys):
+    (tmp_path / "cache" / "features").mkdir(parents=True)
+    assert run(tmp_path / "cache", tmp_path / "runs", "--fold", "1") == 2
+    assert "no feature cache at" in capsys.readouterr().err
+
+
+def test_modality_the_cache_lacks(tmp_path, capsys):
+    from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache
+    from umbenet_cli.model import load_backbone
+
+    cache = write_synthetic_cache(tmp_path / "c", SyntheticSpec(classes=("a", "b"), clips_per_class=10,
+                                  missing={"video": 0.0, "audio": 0.0, "text": 1.0}),
+                                  "umbenet/tiny-random-clip", load_backbone("umbenet/tiny-random-clip").fingerprint())
+    assert run(cache, tmp_path / "runs", "--fold", "1", "--modalities", "text") == 2
+    assert "no clip of the cache has" in capsys.readouterr().err
+
+
+def test_class_without_training_clips(tmp_path, capsys):
+    from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache
+    from umbenet_cli.model import load_backbone
+
+    # One clip per class, all in fold 1: holding fold 1 out leaves no training clip at all.
+    cache = write_synthetic_cache(tmp_path / "c", SyntheticSpec(classes=("a", "b", "c"), clips_per_class=1, folds=1),
+                                  "umbenet/tiny-random-clip", load_backbone("umbenet/tiny-random-clip").fingerprint())
+    assert run(cache, tmp_path / "runs", "--fold", "1") == 2
+    assert "no training clips for class(es)" in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten(synthetic_cache, tmp_path, capsys):
+    args = ["--fold", "1", "--stage", "one", "--max-steps", "1"]
+    assert run(synthetic_cache, tmp_path, *args) == 0
+    assert run(synthetic_cache, tmp_path, *args) == 2
+    assert "continue it with --resume" in capsys.readouterr().err
+
+
+def test_parse_gpus():
+    assert parse_gpus("0,1") == [0, 1] and parse_gpus("3") == [3] and parse_gpus(None) == []
+    for bad in ("0,0", "-1", "a", ","):
+        with pytest.raises(DeviceError):
+            parse_gpus(bad)
+
+
+def test_gpus_on_a_machine_without_them(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        check_gpus([0])
+
+
+def test_worker_argv_drops_launch_options():
+    argv = ["train", "--gpus", "0,1", "--nproc=2", "--fold", "1", "--master-port", "123", "--name", "x"]
+    assert worker_argv(argv, [0, 1]) == ["train", "--fold", "1", "--name", "x", "--device", "cuda"]
