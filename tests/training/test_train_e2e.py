@@ -44,7 +44,7 @@ def test_both_stages_on_the_sample_cache(sample_cache, tmp_path):
         assert (stage / "checkpoints" / "best" / "COMPLETE").is_file()
         assert json.loads((stage / "result.json").read_text())["stop_reason"] == "reached max_epochs=2"
     first = metrics(s1)[0]
-    assert set(first["train"]) == {"total", "ce", "l1", "gate_l1", "key", "acc"}
+    assert set(first["train"]) == {"total", "ce", "l1", "gate_l1", "key", "acc", "uar", "war"}
     assert set(first["val"]) == {"loss", "uar", "war", "n"} and first["lr"] == 2e-3
     counts = np.array(metrics(s1)[-1]["pool_counts"])
     assert counts[[1, 2, 4]].sum() == counts.sum() > 0  # stage 1 presents one modality per clip

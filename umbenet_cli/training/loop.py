@@ -99,6 +99,7 @@ class StageTrainer:
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.opt, mode="min", factor=self.cfg.plateau_factor, patience=self.cfg.plateau_patience)
         self.state = StageState()
+        self.console = None  # set by the caller to print one line per epoch
         self.net = model
         if info.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -162,8 +163,10 @@ class StageTrainer:
                 pool.counts.copy_(before + delta)
         n = len(labels)
         stats = {k: float(getattr(parts, k).detach()) * n for k in LOSS_PARTS}
-        stats["correct"] = float((out.logits.argmax(1) == labels).sum())
         stats["n"] = float(n)
+        C = out.logits.shape[1]
+        cm = confusion(labels.cpu().numpy(), out.logits.argmax(1).cpu().numpy(), C)
+        stats.update({f"cm{i}": float(v) for i, v in enumerate(cm.ravel())})
         return stats
 
     def _batches(self, epoch: int) -> np.ndarray:
@@ -180,6 +183,7 @@ class StageTrainer:
         st, cfg, info = self.state, self.cfg, self.info
         self.model.train()
         task = None
+        epochs = progress.add_task(f"{self.stage} epochs", total=cfg.max_epochs, completed=st.epoch) if progress else None
         while st.stop_reason is None:
             if st.epoch >= cfg.max_epochs:
                 st.stop_reason = f"reached max_epochs={cfg.max_epochs}"
@@ -212,6 +216,8 @@ class StageTrainer:
                 self._end_epoch(seconds, steps_done, partial=True)
                 break
             self._end_epoch(seconds, steps_done)
+            if progress is not None:
+                progress.update(epochs, completed=st.epoch)
         result = {"stage": self.stage, "stop_reason": st.stop_reason, "epochs": st.epoch,
                   "global_step": st.global_step, "best_epoch": st.best_epoch,
                   "best_val_uar": st.best[0], "best_val_war": st.best[1]}
@@ -221,11 +227,14 @@ class StageTrainer:
 
     def _end_epoch(self, seconds: float, steps: int, partial: bool = False) -> None:
         st, cfg, info = self.state, self.cfg, self.info
-        sums = torch.tensor([st.sums.get(k, 0.0) for k in (*LOSS_PARTS, "correct", "n")], dtype=torch.float64)
-        sums = all_reduce_sum_(sums.to(info.device), info).cpu().tolist()
-        n = max(sums[-1], 1.0)
-        train = {k: sums[i] / n for i, k in enumerate(LOSS_PARTS)}
-        train["acc"] = sums[-2] / n
+        C = len(self.model.config.classes)
+        keys = (*LOSS_PARTS, "n", *(f"cm{i}" for i in range(C * C)))
+        sums = torch.tensor([st.sums.get(k, 0.0) for k in keys], dtype=torch.float64)
+        sums = all_reduce_sum_(sums.to(info.device), info).cpu().numpy()
+        n = max(sums[len(LOSS_PARTS)], 1.0)
+        train = {k: float(sums[i] / n) for i, k in enumerate(LOSS_PARTS)}
+        train["uar"], train["acc"] = uar_war(sums[len(LOSS_PARTS) + 1:].reshape(C, C).astype(np.int64))
+        train["war"] = train["acc"]
         val = evaluate(self.model, self.table, self.splits.val, self.available, info.device, cfg.batch_size)
         if not partial:
             self.sched.step(val["loss"])
@@ -253,5 +262,9 @@ class StageTrainer:
             elif train["acc"] > cfg.stop_train_accuracy:
                 st.stop_reason = f"training accuracy {train['acc']:.3f} passed {cfg.stop_train_accuracy:g}"
         self._save("last")
-        log.info("%s epoch %d: train loss %.4f acc %.3f | val loss %.4f UAR %.4f WAR %.4f | lr %.2e",
-                 self.stage, line["epoch"], train["total"], train["acc"], val["loss"], val["uar"], val["war"], lr)
+        msg = (f"{self.stage} epoch {line['epoch']}: train loss {train['total']:.4f} UAR {train['uar']:.3f} "
+               f"WAR {train['war']:.3f} | val loss {val['loss']:.4f} UAR {val['uar']:.3f} WAR {val['war']:.3f} "
+               f"| lr {lr:.2e} | {line['steps_per_s']:.1f} steps/s, {line['clips_per_s']:.0f} clips/s")
+        log.info(msg)
+        if self.console is not None and info.main:
+            self.console.print(msg, highlight=False)

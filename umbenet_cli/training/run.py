@@ -170,6 +170,7 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
             model.to(info.device)
             trainer = StageTrainer(model, table, splits, available, STAGE_MODES[stage], stage, folder,
                                    opts.seed, info, opts.save_every, opts.max_steps)
+            trainer.console = console
             if resume and trainer.resume():
                 console.print(f"[bold]{splits.name} {stage}[/]: resumed at epoch {trainer.state.epoch + 1}, "
                               f"step {trainer.state.step_in_epoch}")
