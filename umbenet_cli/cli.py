@@ -100,6 +100,26 @@ def prep(
         raise typer.Exit(1)
 
 
+@app.command("eval")
+def eval_(
+    runs: Annotated[list[str], typer.Argument(help="Run folders (runs/<name>) or stage folders.")],
+    drop: Annotated[Optional[str], typer.Option(help="Modalities to mask, e.g. audio or audio,text. Default: every subset.")] = None,
+    split: Annotated[str, typer.Option(help="test (the held-out fold) or val.")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
+    cache: Annotated[Optional[str], typer.Option(help="Evaluate on this cache instead of the run's own.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+) -> None:
+    """UAR/WAR per modality subset (the paper's Table 3), confusion matrices, saved as JSON/CSV/PNG."""
+    from umbenet_cli.evaluation.evaluate import EvalError, parse_drop
+    from umbenet_cli.evaluation.eval_runs import evaluate_runs
+
+    if split not in ("test", "val"):
+        raise EvalError(f"--split {split!r}: choose test or val")
+    if checkpoint not in ("best", "last"):
+        raise EvalError(f"--checkpoint {checkpoint!r}: choose best or last")
+    evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
+
+
 def _default_cache() -> str:
     """The only cache under ./cache, if there is exactly one."""
     from pathlib import Path

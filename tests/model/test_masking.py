@@ -76,3 +76,15 @@ def _slice(batch, i):
     for name in ("frame_emb", "frame_mask", "audio", "audio_len", "text_emb"):
         setattr(new, name, getattr(batch, name)[i:i + 1])
     return new
+
+
+def test_one_encode_serves_every_subset(make_model):
+    # eval reuses the encoders' output across modality subsets; it must equal a full forward.
+    model = make_model().eval()
+    batch = random_batch(model, [(True, True, True)] * 3)
+    with torch.no_grad():
+        streams = model.encode(batch)
+        for subset in SUBSETS:
+            present = torch.tensor([subset] * 3)
+            torch.testing.assert_close(model.head(streams, present).logits,
+                                       model(batch.with_present(present)).logits, rtol=0, atol=1e-5)

@@ -150,8 +150,12 @@ class UMBEnet(nn.Module):
         return {"video": f_v, "audio": f_a, "text": f_t}
 
     def forward(self, batch: Batch) -> Output:
-        present = batch.present.bool()
-        streams = self.encode(batch)
+        return self.head(self.encode(batch), batch.present)
+
+    def head(self, streams: dict[str, torch.Tensor], present: torch.Tensor) -> Output:
+        """Everything after the encoders, for one presence mask [B, 3]. Evaluating several
+        modality subsets reuses one ``encode`` (which no subset changes) and calls this per subset."""
+        present = present.bool()
         tokens = torch.stack([streams[m] for m in MODALITIES], dim=1)
         fused = self.fusion(tokens, present)
         if self.pool is not None:

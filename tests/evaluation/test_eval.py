@@ -1,0 +1,90 @@
+"""umbenet eval on tiny trained runs: every subset, --drop, files written, bad input."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from umbenet_cli.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_all_folds(synthetic_cache, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(["train", "--cache", str(synthetic_cache), "--runs-dir", str(runs), "--preset", "tiny",
+                 "--name", "r", "--fold", "all", "--stage", "one", "--max-steps", "3"]) == 0
+    return runs / "r"
+
+
+def test_every_subset_written_and_consistent(run_all_folds, capsys):
+    assert main(["eval", str(run_all_folds)]) == 0
+    out = capsys.readouterr().out
+    assert "mean ± std over 5 fold(s)" in out and "V+A+T" in out
+    res_dir = run_all_folds / "fold3" / "onestage" / "eval" / "test"
+    results = json.loads((res_dir / "results.json").read_text())
+    assert [s["name"] for s in results["subsets"]] == ["V", "A", "T", "V+T", "V+A", "V+A+T", "A+T"]
+    classes = results["classes"]
+    with open(res_dir / "predictions.csv") as fh:
+        preds = list(csv.DictReader(fh))
+    assert len(preds) == results["n_clips"]
+    for entry in results["subsets"]:
+        assert entry["n"] + entry["n_without_input"] == results["n_clips"]
+        y = np.array([int(p["label"]) for p in preds])
+        p = np.array([int(p[f"pred_{entry['name']}"]) for p in preds])
+        keep = p >= 0
+        assert keep.sum() == entry["n"]
+        # The scores agree with scikit-learn on the written predictions.
+        assert entry["war"] == pytest.approx(accuracy_score(y[keep], p[keep]))
+        assert entry["uar"] == pytest.approx(balanced_accuracy_score(y[keep], p[keep]))
+        assert np.array(entry["confusion"]).sum() == entry["n"]
+        for suffix in ("", "_norm"):
+            assert Image.open(res_dir / f"confusion_{entry['name']}{suffix}.png").size[0] > 300
+        assert (res_dir / f"confusion_{entry['name']}.csv").read_text().startswith("true\\pred")
+    text_only = next(e for e in results["subsets"] if e["name"] == "T")
+    neutral = classes.index("neutral")
+    assert text_only["n_without_input"] >= sum(int(p["label"]) == neutral for p in preds)  # neutral has no text
+    assert results["rule_without_neutral"].startswith("10-class scores leave out")
+    summary = json.loads((run_all_folds / "eval-test.json").read_text())
+    assert summary["folds"] == [1, 2, 3, 4, 5] and len(summary["subsets"]) == 7
+    with np.load(res_dir / "features.npz") as f:
+        assert f["inputs"].shape[0] == f["fused"].shape[0] == results["n_clips"]
+
+
+def test_drop_evaluates_one_subset(run_all_folds):
+    assert main(["eval", str(run_all_folds / "fold1" / "onestage"), "--drop", "audio"]) == 0
+    results = json.loads((run_all_folds / "fold1" / "onestage" / "eval" / "test-drop-audio" / "results.json").read_text())
+    assert [s["name"] for s in results["subsets"]] == ["V+T"] and results["dropped"] == ["audio"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--drop", "smell"], "unknown modality ['smell']"),
+    (["--drop", "video,audio,text"], "leaves no modality"),
+    (["--split", "train"], "choose test or val"),
+])
+def test_bad_options(run_all_folds, capsys, args, message):
+    assert main(["eval", str(run_all_folds), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_run_without_checkpoint(tmp_path, capsys):
+    (tmp_path / "r" / "fold1" / "stage1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "r" / "run.json").write_text("{}")
+    assert main(["eval", str(tmp_path / "r" / "fold1" / "stage1")]) == 2
+    assert "no complete 'best' checkpoint" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_cache_with_another_class_list(run_all_folds, tmp_path, capsys):
+    from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache
+    from umbenet_cli.model import load_backbone
+
+    other = write_synthetic_cache(tmp_path / "c", SyntheticSpec(classes=("x", "y", "z", "w"), clips_per_class=5),
+                                  "umbenet/tiny-random-clip", load_backbone("umbenet/tiny-random-clip").fingerprint())
+    assert main(["eval", str(run_all_folds / "fold1" / "onestage"), "--cache", str(other)]) == 2
+    assert "are not the model's" in capsys.readouterr().err

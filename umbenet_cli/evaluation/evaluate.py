@@ -1,0 +1,238 @@
+"""``umbenet eval``: a trained run on its held-out split, once per modality subset.
+
+For each fold of a run, the final stage's checkpoint (stage 2, else the one-stage ablation, else
+stage 1) is evaluated on the fold's test clips (or its validation clips) with every non-empty
+subset of the modalities it was trained on (the rows of the paper's Table 3), or with the named
+modalities dropped. The encoders run once per batch; only fusion onward runs per subset.
+
+Scores are computed over the whole split from confusion matrices; where the classes include
+neutral, also without it (MAFW's 10-class score, Table 3: the rule is in ``TEN_CLASS_RULE``). A clip that has none of a
+subset's modalities (e.g. a clip without audio under "A") cannot be predicted under it: it is
+left out of that subset and counted in ``n_without_input``.
+
+Written to ``<stage>/eval/<split>[-drop-...]/``: results.json, results.csv, predictions.csv,
+confusion_<subset>.csv/.png (counts and row-normalised), features.npz (inputs and fused features
+of the full subset, for the report's projections).
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from umbenet_cli.data.cache_read import FeatureTable, read_features
+from umbenet_cli.errors import UserError
+from umbenet_cli.evaluation.metrics import TEN_CLASS_RULE, confusion_matrix, mean_std, scores_from_confusion
+from umbenet_cli.model.checkpoint import CheckpointError
+from umbenet_cli.model.config import MODALITIES
+from umbenet_cli.model.umbenet import UMBEnet
+from umbenet_cli.training.data import make_batch, make_splits
+from umbenet_cli.training.options import TrainOptions
+
+ABBREV = {"video": "V", "audio": "A", "text": "T"}
+# The paper's row order (Table 3), then the subset it does not list.
+PAPER_ORDER = ("V", "A", "T", "V+T", "V+A", "V+A+T", "A+T")
+FINAL_STAGES = ("stage2", "onestage", "stage1")
+
+
+class EvalError(UserError, ValueError):
+    """An evaluation request that cannot be carried out."""
+
+
+@dataclass(frozen=True)
+class StageRef:
+    run_dir: Path
+    fold: int | None
+    stage_dir: Path
+
+
+def subset_name(mods: tuple[str, ...]) -> str:
+    return "+".join(ABBREV[m] for m in MODALITIES if m in mods)
+
+
+def find_stages(path: str | Path) -> list[StageRef]:
+    """The final stage of each fold of a run (or the one stage folder given)."""
+    path = Path(path)
+    if (path / "checkpoints").is_dir():  # a stage folder
+        run_dir = path.parent.parent
+        fold = path.parent.name
+        return [StageRef(run_dir, int(fold[4:]) if fold.startswith("fold") else None, path)]
+    if not (path / "run.json").is_file():
+        raise EvalError(f"{path} is not a run folder (no run.json): pass runs/<name> as written by `umbenet train`")
+    refs = []
+    for split_dir in sorted(p for p in path.iterdir() if p.is_dir() and (p.name.startswith("fold") or p.name == "train-test")):
+        stage = next((split_dir / s for s in FINAL_STAGES if (split_dir / s / "checkpoints").is_dir()), None)
+        if stage is not None:
+            fold = int(split_dir.name[4:]) if split_dir.name.startswith("fold") else None
+            refs.append(StageRef(path, fold, stage))
+    if not refs:
+        raise EvalError(f"{path} holds no trained stage (no */stage*/checkpoints): has training run yet?")
+    return refs
+
+
+def parse_drop(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [n for n in names if n not in MODALITIES]
+    if bad:
+        raise EvalError(f"--drop {text!r}: unknown modality {bad}; choose among {list(MODALITIES)}")
+    return names
+
+
+def plan_subsets(trained: tuple[str, ...], cache_has: np.ndarray, drop: tuple[str, ...]) -> list[tuple[str, ...]]:
+    usable = tuple(m for m, has in zip(MODALITIES, cache_has) if has and m in trained)
+    if drop:
+        kept = tuple(m for m in usable if m not in drop)
+        if not kept:
+            raise EvalError(f"--drop {','.join(drop)} leaves no modality (the run uses {list(usable)}); drop fewer")
+        return [kept]
+    subsets = [c for r in range(1, len(usable) + 1) for c in itertools.combinations(usable, r)]
+    return sorted(subsets, key=lambda s: PAPER_ORDER.index(subset_name(s)))
+
+
+def load_for_eval(ref: StageRef, checkpoint: str, cache: Path | None, device: str):
+    folder = ref.stage_dir / "checkpoints" / checkpoint
+    if not (folder / "COMPLETE").is_file():
+        raise EvalError(f"{ref.stage_dir} has no complete '{checkpoint}' checkpoint ({folder}); "
+                        f"training may not have finished an epoch yet")
+    try:
+        opts = TrainOptions.from_json((ref.run_dir / "run.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EvalError(f"cannot read {ref.run_dir / 'run.json'} ({type(exc).__name__}: {exc}); "
+                        f"it is written by `umbenet train` and needed to find the run's cache and split") from None
+    try:
+        model = UMBEnet.load(folder).to(device).eval()
+    except CheckpointError as exc:
+        raise EvalError(str(exc)) from None
+    table = read_features(cache or opts.cache)
+    if tuple(table.spec.classes) != tuple(model.config.classes):
+        raise EvalError(f"the cache's classes {list(table.spec.classes)} are not the model's "
+                        f"{list(model.config.classes)}: evaluate on a cache of the same dataset and class order")
+    if table.spec.backbone_fingerprint != model.backbone.fingerprint():
+        raise EvalError(f"the cache was embedded with another backbone ({table.spec.backbone}) than the model's "
+                        f"({model.config.backbone}); re-embed it with `umbenet prep ... --force`")
+    return opts, model, table
+
+
+@torch.no_grad()
+def run_subsets(model: UMBEnet, table: FeatureTable, rows: np.ndarray, subsets, batch_size: int,
+                device: str) -> dict:
+    """Predictions per subset (-1 where a clip has none of the subset's modalities)."""
+    n = len(rows)
+    preds = {s: np.full(n, -1, dtype=np.int64) for s in subsets}
+    probs = {s: np.zeros((n, len(model.config.classes)), dtype=np.float32) for s in subsets}
+    selected: dict = {s: [] for s in subsets}
+    full = max(subsets, key=len)
+    fused, inputs = np.zeros((n, model.backbone.dims.embed_dim), np.float32), np.zeros((n, table.frame_emb.shape[2]), np.float32)
+    presence = table.presence[rows]
+    for s0 in range(0, n, batch_size):
+        sl = slice(s0, s0 + batch_size)
+        batch = make_batch(table, rows[sl], presence[sl], torch.device(device))
+        streams = model.encode(batch)
+        T = batch.frame_mask.float()
+        inputs[sl] = ((batch.frame_emb * T[..., None]).sum(1) / T.sum(1, keepdim=True).clamp(min=1)).cpu().numpy()
+        for s in subsets:
+            present = torch.from_numpy(presence[sl] & np.array([m in s for m in MODALITIES])).to(device)
+            ok = present.any(1)
+            if not ok.any():
+                continue
+            out = model.head({k: v[ok] for k, v in streams.items()}, present[ok])
+            idx = np.arange(sl.start, min(sl.stop, n))[ok.cpu().numpy()]
+            preds[s][idx] = out.logits.argmax(1).cpu().numpy()
+            probs[s][idx] = out.logits.softmax(1).float().cpu().numpy()
+            if out.selected is not None:
+                selected[s].append(out.selected.cpu().numpy().ravel())
+            if s == full:
+                fused[idx] = out.fused.float().cpu().numpy()
+    return {"preds": preds, "probs": probs, "selected": selected, "fused": fused, "inputs": inputs}
+
+
+def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (), checkpoint: str = "best",
+                   cache: Path | None = None, device: str = "cpu", out_dir: Path | None = None) -> dict:
+    """Evaluate one stage folder; writes its result files and returns results.json's content."""
+    from umbenet_cli.evaluation.confusion import plot_confusion, write_confusion_csv
+
+    opts, model, table = load_for_eval(ref, checkpoint, cache, device)
+    splits = make_splits(table, ref.fold, opts.val_fraction, opts.seed)
+    rows = {"test": splits.test, "val": splits.val}[split]
+    subsets = plan_subsets(opts.modalities, table.presence.any(0), drop)
+    got = run_subsets(model, table, rows, subsets, model.config.optim.batch_size * 4, device)
+    classes = list(model.config.classes)
+    labels = table.labels[rows].astype(np.int64)
+    neutral = classes.index("neutral") if "neutral" in classes else None
+    out_dir = out_dir or ref.stage_dir / "eval" / (split + ("-drop-" + "-".join(drop) if drop else ""))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {"run": str(ref.run_dir), "fold": ref.fold, "stage": ref.stage_dir.name, "split": split,
+               "checkpoint": str(ref.stage_dir / "checkpoints" / checkpoint), "dataset": table.spec.dataset,
+               "classes": classes, "n_clips": int(len(rows)), "dropped": list(drop),
+               "trained_modalities": list(opts.modalities), "pool": model.config.pool.__dict__,
+               "rule_without_input": "clips with none of a subset's modalities are left out of that subset",
+               "rule_without_neutral": TEN_CLASS_RULE if neutral is not None else None, "subsets": []}
+    for s in subsets:
+        name = subset_name(s)
+        keep = got["preds"][s] >= 0
+        cm = confusion_matrix(labels[keep], got["preds"][s][keep], len(classes))
+        entry = {"name": name, "modalities": list(s), "n": int(keep.sum()), "n_without_input": int((~keep).sum()),
+                 **_scores(cm, None), "confusion": cm.tolist()}
+        if neutral is not None:
+            entry["without_neutral"] = _scores(cm, neutral)
+        usage = np.concatenate(got["selected"][s]) if got["selected"][s] else np.zeros(0, np.int64)
+        entry["prompt_usage"] = np.bincount(usage, minlength=model.config.pool.size).tolist() if model.pool is not None else None
+        results["subsets"].append(entry)
+        write_confusion_csv(cm, classes, out_dir / f"confusion_{name}.csv")
+        plot_confusion(cm, classes, out_dir / f"confusion_{name}.png", title=f"{_title(ref)} {name}", normalise=False)
+        plot_confusion(cm, classes, out_dir / f"confusion_{name}_norm.png", title=f"{_title(ref)} {name}", normalise=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    _write_tables(out_dir, results, table, rows, got, subsets)
+    results["out_dir"] = str(out_dir)
+    return results
+
+
+def _scores(cm: np.ndarray, drop: int | None) -> dict:
+    sc = scores_from_confusion(cm, drop=drop) if cm.sum() else None
+    if sc is None:
+        return {"uar": None, "war": None, "per_class_recall": None}
+    d = sc.to_dict()
+    return {"uar": d["uar"], "war": d["war"], "per_class_recall": d["per_class_recall"]}
+
+
+def _title(ref: StageRef) -> str:
+    return f"{ref.run_dir.name} {'fold ' + str(ref.fold) if ref.fold else ''} {ref.stage_dir.name}".strip()
+
+
+def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.ndarray, got: dict, subsets) -> None:
+    with open(out_dir / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["subset", "n", "n_without_input", "uar", "war", "uar_without_neutral", "war_without_neutral"])
+        for e in results["subsets"]:
+            ten = e.get("without_neutral") or {}
+            w.writerow([e["name"], e["n"], e["n_without_input"], e["uar"], e["war"], ten.get("uar"), ten.get("war")])
+    with open(out_dir / "predictions.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        names = [subset_name(s) for s in subsets]
+        w.writerow(["clip_id", "label", *(f"pred_{n}" for n in names)])
+        for i, r in enumerate(rows):
+            w.writerow([table.clip_ids[r], int(table.labels[r]), *(int(got["preds"][s][i]) for s in subsets)])
+    np.savez_compressed(out_dir / "features.npz", labels=table.labels[rows].astype(np.int64),
+                        inputs=got["inputs"], fused=got["fused"])
+
+
+def fold_summary(results: list[dict]) -> list[dict]:
+    """Mean and sample std across folds, per subset (all classes and, where defined, without neutral)."""
+    out = []
+    for name in [e["name"] for e in results[0]["subsets"]]:
+        rows = [next(e for e in r["subsets"] if e["name"] == name) for r in results]
+        row = {"name": name, "folds": len(rows)}
+        for key, pick in (("uar", lambda e: e["uar"]), ("war", lambda e: e["war"]),
+                          ("uar_without_neutral", lambda e: (e.get("without_neutral") or {}).get("uar")),
+                          ("war_without_neutral", lambda e: (e.get("without_neutral") or {}).get("war"))):
+            vals = [pick(e) for e in rows if pick(e) is not None]
+            row[key] = mean_std(vals) if vals else None
+        out.append(row)
+    return out
