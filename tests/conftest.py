@@ -27,6 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("UMBENET_HOME", tempfile.mkdtemp(prefix="umbenet-test-home-"))
+    # rich wraps at 80 columns when not on a terminal; wide lines keep messages greppable.
+    os.environ["COLUMNS"] = "200"
 
 
 @pytest.fixture(scope="session")
