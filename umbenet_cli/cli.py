@@ -120,6 +120,33 @@ def eval_(
     evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
 
 
+@app.command()
+def predict(
+    inputs: Annotated[str, typer.Argument(metavar="VIDEO_OR_FOLDER", help="A video file, or a folder of videos (.mp4 .avi .mkv .mov .webm .m4v).")],
+    run: Annotated[Optional[str], typer.Option(help="Run folder (runs/<name>), stage folder or checkpoint folder. Default: the only run under --runs-dir.")] = None,
+    checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
+    fold: Annotated[Optional[int], typer.Option(help="The fold's model, for a run trained on several folds.")] = None,
+    runs_dir: Annotated[str, typer.Option(help="Folder holding the runs (for the default --run).")] = "runs",
+    asr_model: Annotated[str, typer.Option(help="Whisper model name or local .pt path for the transcript.")] = "base",
+    asr: Annotated[bool, typer.Option("--asr/--no-asr", help="Transcribe speech (--no-asr: text is missing).")] = True,
+    language: Annotated[Optional[str], typer.Option(help="Whisper language code; default: detect per video.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N for faces, ASR and the model.")] = "cpu",
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Also write every result to this JSON file.")] = None,
+    top: Annotated[int, typer.Option(help="Classes highlighted (one video) or listed (a folder).")] = 3,
+    batch_clips: Annotated[int, typer.Option(help="Videos decoded, face-detected and run through the model together.")] = 8,
+) -> None:
+    """Predict the emotion of videos with a trained run, with whatever modalities each video has."""
+    from pathlib import Path
+
+    from umbenet_cli.inference.predict import PredictOptions, run_predict
+
+    opts = PredictOptions(inputs=Path(inputs), run=Path(run) if run else None, checkpoint=checkpoint, fold=fold,
+                          runs_dir=Path(runs_dir), asr_model=asr_model if asr else None, language=language,
+                          device=device, json_path=Path(json_path) if json_path else None, top=top,
+                          batch_clips=batch_clips)
+    run_predict(opts, console, Console())
+
+
 def _default_cache() -> str:
     """The only cache under ./cache, if there is exactly one."""
     from pathlib import Path
