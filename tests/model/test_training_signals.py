@@ -100,3 +100,19 @@ def test_logmel_audio_input(make_model):
     out = model(random_batch(model, [(False, True, False)] * 2))
     model.loss(out, torch.tensor([0, 1])).total.backward()
     assert model.audio.convs[0].weight.grad.abs().sum() > 0
+
+
+def test_scene_stream_is_mixed_per_frame(make_model):
+    model = make_model(**{"temporal.scene_stream": True}).eval()
+    batch = random_batch(model, [(True, False, False)] * 2)
+    batch.scene_emb = torch.randn_like(batch.frame_emb)
+    with torch.no_grad():
+        ref = model(batch).logits
+        other = batch.with_present(batch.present)
+        other.scene_emb = torch.randn_like(batch.frame_emb)
+        assert not torch.allclose(model(other).logits, ref, atol=1e-4)
+        # Scene frames of a clip whose video is missing do not matter either.
+        missing = batch.with_present(torch.tensor([[False, True, False]] * 2))
+        moved = missing.with_present(missing.present)
+        moved.scene_emb = batch.scene_emb * 100
+        torch.testing.assert_close(model(moved).logits, model(missing).logits, rtol=0, atol=1e-5)
