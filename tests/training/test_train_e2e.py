@@ -129,3 +129,11 @@ def test_two_gloo_processes_match_one(synthetic_cache, tmp_path):
     ma, mb = metrics(a)[0], metrics(b)[0]
     assert ma["pool_counts"] == mb["pool_counts"]
     np.testing.assert_allclose(ma["train"]["total"], mb["train"]["total"], rtol=1e-4)
+
+
+def test_training_on_a_subset_skips_clips_without_it(synthetic_cache, tmp_path, capsys):
+    # Text only: the synthetic neutral class has no text at all, like MAFW's neutral clips.
+    assert train(synthetic_cache, tmp_path, "--name", "t", "--fold", "1", "--stage", "one",
+                 "--modalities", "text", "--max-steps", "2") == 0
+    err = capsys.readouterr().err
+    assert "have none of the run's modalities and are left out" in err and "['neutral']" in err

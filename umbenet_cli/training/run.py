@@ -26,7 +26,7 @@ from umbenet_cli.model.checkpoint import load_weights
 from umbenet_cli.model.config import MODALITIES
 from umbenet_cli.model.prompt_pool import PromptPool, transfer_activated
 from umbenet_cli.model.umbenet import UMBEnet
-from umbenet_cli.training.data import make_splits, modality_mask, protocol_folds
+from umbenet_cli.training.data import Splits, make_splits, modality_mask, protocol_folds
 from umbenet_cli.training.distributed import DistInfo
 from umbenet_cli.training.loop import StageTrainer
 from umbenet_cli.training.options import STAGE_MODES, TrainError, TrainOptions
@@ -158,7 +158,7 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
         _log_to_file(opts.run_dir / "log.txt")
     results = []
     for fold in folds:
-        splits = make_splits(table, fold, opts.val_fraction, opts.seed)
+        splits = usable_splits(make_splits(table, fold, opts.val_fraction, opts.seed), table, available, console)
         for stage in opts.stage_names:
             folder = opts.split_dir(fold) / stage
             if (folder / "result.json").is_file():
@@ -188,6 +188,24 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
     if info.main:
         console.print(summary_table(opts, results))
     return results
+
+
+def usable_splits(splits: Splits, table: FeatureTable, available: np.ndarray, console: Console) -> Splits:
+    """Train and validate only on clips that have at least one of the run's modalities."""
+    has = available.any(1)
+    kept = Splits(train=splits.train[has[splits.train]], val=splits.val[has[splits.val]],
+                  test=splits.test, name=splits.name)
+    dropped = len(splits.train) - len(kept.train) + len(splits.val) - len(kept.val)
+    if dropped:
+        console.print(f"[yellow]{splits.name}: {dropped} training/validation clips have none of the run's "
+                      f"modalities and are left out[/]")
+    classes = table.spec.classes
+    lost = [c for i, c in enumerate(classes) if (table.labels[splits.train] == i).any()
+            and not (table.labels[kept.train] == i).any()]
+    if lost:
+        console.print(f"[yellow]{splits.name}: no training clip of class(es) {lost} has these modalities "
+                      f"(e.g. MAFW's neutral clips have no text): the model cannot learn them[/]")
+    return kept
 
 
 def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
