@@ -90,8 +90,8 @@ def save_checkpoint(model, folder: str | Path, extra: dict | None = None,
     return atomic_folder_write(folder, write)
 
 
-def read_checkpoint(folder: str | Path) -> tuple[UMBEnetConfig, dict, dict[str, torch.Tensor]]:
-    """(config, meta, tensors) of a complete checkpoint folder; CheckpointError otherwise."""
+def read_config(folder: str | Path) -> tuple[UMBEnetConfig, dict]:
+    """(config, meta) of a complete checkpoint folder, without its weights; CheckpointError otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"no checkpoint folder at {folder}")
@@ -103,7 +103,13 @@ def read_checkpoint(folder: str | Path) -> tuple[UMBEnetConfig, dict, dict[str, 
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{folder}: checkpoint format {meta.get('format_version')} is not "
                               f"{FORMAT_VERSION}, the one this version of umbenet reads")
-    return config, meta, load_file(str(folder / "model.safetensors"))
+    return config, meta
+
+
+def read_checkpoint(folder: str | Path) -> tuple[UMBEnetConfig, dict, dict[str, torch.Tensor]]:
+    """(config, meta, tensors) of a complete checkpoint folder; CheckpointError otherwise."""
+    config, meta = read_config(folder)
+    return config, meta, load_file(str(Path(folder) / "model.safetensors"))
 
 
 def load_weights(model, folder: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -143,7 +149,7 @@ def load_checkpoint(folder: str | Path, backbone: Backbone | None = None,
     """Rebuild the model a checkpoint folder describes and load its weights strictly."""
     from umbenet_cli.model.umbenet import UMBEnet
 
-    config, _, _ = read_checkpoint(folder)
+    config, _ = read_config(folder)
     model = UMBEnet(config, backbone=backbone if backbone is not None else load_backbone(config.backbone))
     load_weights(model, folder)
     return model.to(map_location)
