@@ -147,6 +147,20 @@ def predict(
     run_predict(opts, console, Console())
 
 
+@app.command()
+def report(
+    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Evaluated run folders, runs/<name> (default: every run under --runs-dir with eval results).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Report folder (default: reports/<name>).")] = None,
+    split: Annotated[str, typer.Option(help="Which eval results: test or val.")] = "test",
+    title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
+    runs_dir: Annotated[str, typer.Option(help="Folder searched when no RUN is given.")] = "runs",
+) -> None:
+    """One report from evaluated runs: the paper's tables beside ours, confusion, curves, prompt pool, features."""
+    from umbenet_cli.reporting import build_report
+
+    build_report(runs or [], out=out, split=split, title=title, runs_dir=runs_dir, console=Console())
+
+
 def _default_cache() -> str:
     """The only cache under ./cache, if there is exactly one."""
     from pathlib import Path

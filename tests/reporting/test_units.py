@@ -1,0 +1,68 @@
+"""Small parts of the report: PCA, the safetensors reader, constants shared with eval/model, and
+that making a report loads neither torch nor typer."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import umbenet_cli.reporting.collect as collect
+from umbenet_cli.reporting.figures import pca2
+from umbenet_cli.reporting.render import Heading, Note, Para, Table, to_html, to_markdown
+from umbenet_cli.reporting.tensors import read_tensor
+
+
+def test_pca2_matches_the_principal_axes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)) * np.array([5.0, 2.0, 0.1, 0.1, 0.1])
+    rot = np.linalg.qr(rng.normal(size=(5, 5)))[0]
+    xy = pca2(x @ rot.T + 3.0)
+    # Same variances as the two largest axes, uncorrelated components.
+    assert np.var(xy[:, 0], ddof=1) == pytest.approx(np.var(x[:, 0] - x[:, 0].mean(), ddof=1), rel=0.05)
+    assert abs(np.corrcoef(xy.T)[0, 1]) < 1e-8
+    assert np.allclose(pca2(np.ones((4, 3))), 0)  # no variance: all at the origin
+    line = pca2(np.outer(np.arange(5.0), [1.0, 2.0]))
+    assert np.allclose(line[:, 1], 0) and np.ptp(line[:, 0]) > 0
+    assert pca2(np.ones((1, 3))).shape == (1, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.int64])
+def test_read_tensor_without_torch(tmp_path, dtype):
+    t = (torch.randn(6, 4) * 10).to(dtype)
+    save_file({"pool.keys": t, "other": torch.zeros(3)}, tmp_path / "m.safetensors", metadata={"a": "b"})
+    got = read_tensor(tmp_path / "m.safetensors", "pool.keys")
+    assert got.shape == (6, 4)
+    assert np.array_equal(got, t.float().numpy() if dtype == torch.bfloat16 else t.numpy())
+    assert read_tensor(tmp_path / "m.safetensors", "missing") is None
+
+
+def test_constants_agree_with_eval_and_model():
+    from umbenet_cli.evaluation.evaluate import FINAL_STAGES, PAPER_ORDER, subset_name
+    from umbenet_cli.model.config import MODALITIES, TINY_BACKBONE
+    from umbenet_cli.model.umbenet import subset_code
+
+    assert collect.FINAL_STAGES == FINAL_STAGES and collect.PAPER_ORDER == PAPER_ORDER
+    assert collect.MODALITIES == MODALITIES and collect.TINY_BACKBONE == TINY_BACKBONE
+    for code in range(1, 8):
+        mods = tuple(m for m in MODALITIES if code & collect.MODALITY_BIT[m])
+        assert collect.subset_of_code(code) == subset_name(mods) == collect.subset_name(mods)
+        assert int(subset_code(torch.tensor([[m in mods for m in MODALITIES]]))[0]) == code
+
+
+def test_render_escapes():
+    blocks = [Heading("a <b>", 1), Para("x & y"), Note("n|o"), Table(["h|1", "h2"], [["<td>", "c|d"]], "cap")]
+    md = to_markdown(blocks, root=__import__("pathlib").Path("."))
+    assert "| h\\|1 | h2 |" in md and "| <td> | c\\|d |" in md and "> n|o" in md
+    html = to_html(blocks, "t<")
+    assert "<h1>a &lt;b&gt;</h1>" in html and "&lt;td&gt;" in html and "<title>t&lt;</title>" in html
+
+
+def test_reporting_imports_neither_torch_nor_typer():
+    code = ("import sys, umbenet_cli.reporting, umbenet_cli.reporting.pool_figures; "
+            "print('torch' in sys.modules, 'typer' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
