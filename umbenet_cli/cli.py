@@ -42,22 +42,10 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
 
 
 @app.command()
-def info(
-    preset: Annotated[str, typer.Option(help="Model preset: default, paper, authors-code, tiny.")] = "default",
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16.")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Describe this checkpoint folder instead.")] = None,
-) -> None:
-    """Build a model (from a preset or a checkpoint) and show its configuration and parameters."""
-    from umbenet_cli.describe import describe_model
-
-    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint)
-
-
-@app.command()
 def prep(
     source: Annotated[str, typer.Argument(help="Dataset adapter: mafw, dfew, ferv39k or manifest.")],
     root: Annotated[str, typer.Argument(help="Dataset root (for manifest: the CSV or list file).")],
-    out: Annotated[Optional[str], typer.Option(help="Cache folder [default: cache/<source>].")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Cache folder (default: cache/<source>).")] = None,
     preset: Annotated[str, typer.Option(help="Model preset whose frames, audio length and backbone the cache must fit.")] = "default",
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a model config key, e.g. num_frames=8.")] = None,
     text: Annotated[Optional[str], typer.Option(help="MAFW: 'caption' (annotated) or 'asr' (Whisper).")] = None,
@@ -100,67 +88,6 @@ def prep(
         raise typer.Exit(1)
 
 
-@app.command("eval")
-def eval_(
-    runs: Annotated[list[str], typer.Argument(help="Run folders (runs/<name>) or stage folders.")],
-    drop: Annotated[Optional[str], typer.Option(help="Modalities to mask, e.g. audio or audio,text. Default: every subset.")] = None,
-    split: Annotated[str, typer.Option(help="test (the held-out fold) or val.")] = "test",
-    checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
-    cache: Annotated[Optional[str], typer.Option(help="Evaluate on this cache instead of the run's own.")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
-) -> None:
-    """UAR/WAR per modality subset (the paper's Table 3), confusion matrices, saved as JSON/CSV/PNG."""
-    from umbenet_cli.evaluation.evaluate import EvalError, parse_drop
-    from umbenet_cli.evaluation.eval_runs import evaluate_runs
-
-    if split not in ("test", "val"):
-        raise EvalError(f"--split {split!r}: choose test or val")
-    if checkpoint not in ("best", "last"):
-        raise EvalError(f"--checkpoint {checkpoint!r}: choose best or last")
-    evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
-
-
-@app.command()
-def predict(
-    inputs: Annotated[str, typer.Argument(metavar="VIDEO_OR_FOLDER", help="A video file, or a folder of videos (.mp4 .avi .mkv .mov .webm .m4v).")],
-    run: Annotated[Optional[str], typer.Option(help="Run folder (runs/<name>), stage folder or checkpoint folder. Default: the only run under --runs-dir.")] = None,
-    checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
-    fold: Annotated[Optional[int], typer.Option(help="The fold's model, for a run trained on several folds.")] = None,
-    runs_dir: Annotated[str, typer.Option(help="Folder holding the runs (for the default --run).")] = "runs",
-    asr_model: Annotated[str, typer.Option(help="Whisper model name or local .pt path for the transcript.")] = "base",
-    asr: Annotated[bool, typer.Option("--asr/--no-asr", help="Transcribe speech (--no-asr: text is missing).")] = True,
-    language: Annotated[Optional[str], typer.Option(help="Whisper language code; default: detect per video.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N for faces, ASR and the model.")] = "cpu",
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Also write every result to this JSON file.")] = None,
-    top: Annotated[int, typer.Option(help="Classes highlighted (one video) or listed (a folder).")] = 3,
-    batch_clips: Annotated[int, typer.Option(help="Videos decoded, face-detected and run through the model together.")] = 8,
-) -> None:
-    """Predict the emotion of videos with a trained run, with whatever modalities each video has."""
-    from pathlib import Path
-
-    from umbenet_cli.inference.predict import PredictOptions, run_predict
-
-    opts = PredictOptions(inputs=Path(inputs), run=Path(run) if run else None, checkpoint=checkpoint, fold=fold,
-                          runs_dir=Path(runs_dir), asr_model=asr_model if asr else None, language=language,
-                          device=device, json_path=Path(json_path) if json_path else None, top=top,
-                          batch_clips=batch_clips)
-    run_predict(opts, console, Console())
-
-
-@app.command()
-def report(
-    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Evaluated run folders, runs/<name> (default: every run under --runs-dir with eval results).")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Report folder (default: reports/<name>).")] = None,
-    split: Annotated[str, typer.Option(help="Which eval results: test or val.")] = "test",
-    title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
-    runs_dir: Annotated[str, typer.Option(help="Folder searched when no RUN is given.")] = "runs",
-) -> None:
-    """One report from evaluated runs: the paper's tables beside ours, confusion, curves, prompt pool, features."""
-    from umbenet_cli.reporting import build_report
-
-    build_report(runs or [], out=out, split=split, title=title, runs_dir=runs_dir, console=Console())
-
-
 def _default_cache() -> str:
     """The only cache under ./cache, if there is exactly one."""
     from pathlib import Path
@@ -177,8 +104,8 @@ def _default_cache() -> str:
 
 @app.command()
 def train(
-    cache: Annotated[Optional[str], typer.Option(help="Feature cache from `umbenet prep` [default: the only one under ./cache].")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Run name: runs/<name> [default: <cache>-<preset>].")] = None,
+    cache: Annotated[Optional[str], typer.Option(help="Feature cache from `umbenet prep` (default: the only one under ./cache).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Run name: runs/<name> (default: <cache>-<preset>).")] = None,
     runs_dir: Annotated[str, typer.Option(help="Folder holding the runs.")] = "runs",
     preset: Annotated[str, typer.Option(help="Model and schedule preset: default, paper, authors-code, tiny.")] = "default",
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16, optim.lr=2e-4.")] = None,
@@ -241,6 +168,79 @@ def train(
         run_training(opts, info, console, resume=resume, new_run=not resume)
     finally:
         D.cleanup()
+
+
+@app.command("eval")
+def eval_(
+    runs: Annotated[list[str], typer.Argument(help="Run folders (runs/<name>) or stage folders.")],
+    drop: Annotated[Optional[str], typer.Option(help="Modalities to mask, e.g. audio or audio,text. Default: every subset.")] = None,
+    split: Annotated[str, typer.Option(help="test (the held-out fold) or val.")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
+    cache: Annotated[Optional[str], typer.Option(help="Evaluate on this cache instead of the run's own.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+) -> None:
+    """UAR/WAR per modality subset (the paper's Table 3), confusion matrices, saved as JSON/CSV/PNG."""
+    from umbenet_cli.evaluation.evaluate import EvalError, parse_drop
+    from umbenet_cli.evaluation.eval_runs import evaluate_runs
+
+    if split not in ("test", "val"):
+        raise EvalError(f"--split {split!r}: choose test or val")
+    if checkpoint not in ("best", "last"):
+        raise EvalError(f"--checkpoint {checkpoint!r}: choose best or last")
+    evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
+
+
+@app.command()
+def report(
+    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Evaluated run folders, runs/<name> (default: every run under --runs-dir with eval results).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Report folder (default: reports/<name>).")] = None,
+    split: Annotated[str, typer.Option(help="Which eval results: test or val.")] = "test",
+    title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
+    runs_dir: Annotated[str, typer.Option(help="Folder searched when no RUN is given.")] = "runs",
+) -> None:
+    """One report from evaluated runs: the paper's tables beside ours, confusion, curves, prompt pool, features."""
+    from umbenet_cli.reporting import build_report
+
+    build_report(runs or [], out=out, split=split, title=title, runs_dir=runs_dir, console=Console())
+
+
+@app.command()
+def predict(
+    inputs: Annotated[str, typer.Argument(metavar="VIDEO_OR_FOLDER", help="A video file, or a folder of videos (.mp4 .avi .mkv .mov .webm .m4v).")],
+    run: Annotated[Optional[str], typer.Option(help="Run folder (runs/<name>), stage folder or checkpoint folder. Default: the only run under --runs-dir.")] = None,
+    checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
+    fold: Annotated[Optional[int], typer.Option(help="The fold's model, for a run trained on several folds.")] = None,
+    runs_dir: Annotated[str, typer.Option(help="Folder holding the runs (for the default --run).")] = "runs",
+    asr_model: Annotated[str, typer.Option(help="Whisper model name or local .pt path for the transcript.")] = "base",
+    asr: Annotated[bool, typer.Option("--asr/--no-asr", help="Transcribe speech (--no-asr: text is missing).")] = True,
+    language: Annotated[Optional[str], typer.Option(help="Whisper language code; default: detect per video.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N for faces, ASR and the model.")] = "cpu",
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Also write every result to this JSON file.")] = None,
+    top: Annotated[int, typer.Option(help="Classes highlighted (one video) or listed (a folder).")] = 3,
+    batch_clips: Annotated[int, typer.Option(help="Videos decoded, face-detected and run through the model together.")] = 8,
+) -> None:
+    """Predict the emotion of videos with a trained run, with whatever modalities each video has."""
+    from pathlib import Path
+
+    from umbenet_cli.inference.predict import PredictOptions, run_predict
+
+    opts = PredictOptions(inputs=Path(inputs), run=Path(run) if run else None, checkpoint=checkpoint, fold=fold,
+                          runs_dir=Path(runs_dir), asr_model=asr_model if asr else None, language=language,
+                          device=device, json_path=Path(json_path) if json_path else None, top=top,
+                          batch_clips=batch_clips)
+    run_predict(opts, console, Console())
+
+
+@app.command()
+def info(
+    preset: Annotated[str, typer.Option(help="Model preset: default, paper, authors-code, tiny.")] = "default",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16.")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Describe this checkpoint folder instead.")] = None,
+) -> None:
+    """Build a model (from a preset or a checkpoint) and show its configuration and parameters."""
+    from umbenet_cli.describe import describe_model
+
+    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:
