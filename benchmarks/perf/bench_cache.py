@@ -81,6 +81,41 @@ def one_pass_read(cache: Path, N: int, T: int, D: int, threads: int = 2) -> np.n
     return out
 
 
+def breakdown(cache: Path, N: int, T: int, D: int, repeats: int) -> dict:
+    """Where ``read_features`` spends its time on the prep layout, its steps redone one by one
+    (serially, with the library's own helpers), medians in ms."""
+    import pyarrow.parquet as pq
+
+    from umbenet_cli.data import cache_read as cr
+    from umbenet_cli.data.cache_parts import list_parts
+    from umbenet_cli.data.cache_schema import table_schema, tensor_shapes
+
+    table_dir = cache / "features"
+    parts, spec = cr._open(table_dir, "features")
+    light, _ = cr._columns("features", spec, ["frame_emb"])
+    steps = {"open parts + specs (_open)": [], "light columns, all parts": [], "frame_emb column, all parts": [],
+             "scatter into a fresh array (_scatter)": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        cr._open(table_dir, "features")
+        t1 = time.perf_counter()
+        [pq.read_table(p.path, columns=light) for p in parts]
+        t2 = time.perf_counter()
+        cols = [pq.read_table(p.path, columns=["frame_emb"]).column(0) for p in parts]
+        t3 = time.perf_counter()
+        out = np.empty((N, T, D), np.float16)
+        pos = 0
+        for c in cols:
+            n = len(c)
+            cr._scatter(c, (T, D), np.arange(n), np.arange(pos, pos + n), out)
+            pos += n
+        t4 = time.perf_counter()
+        for k, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            steps[k].append(1000 * dt)
+        del cols, out
+    return {k: round(median(v), 1) for k, v in steps.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=10000)
@@ -135,23 +170,24 @@ def main() -> None:
         }
         for k, v in gbps.items():
             print(f"  {k}: {v:.2f} GB/s ({ref / median(times[k]):.2f} of numpy.load)")
+        out["frame_emb"]["read_features_breakdown_ms"] = breakdown(caches["prep"], N, T, D, args.repeats)
+        print(f"  read_features steps (prep layout, serial, ms): {out['frame_emb']['read_features_breakdown_ms']}")
 
         if args.audio:
             S = 8 * 16000
             wave = np.broadcast_to((0.1 * np.sin(np.arange(S) / 7.0)).astype(np.float16), (N, S))
-            npy_all = tmp / "all.npz"
-            np.savez(npy_all, frame_emb=frames, audio=wave, text_emb=text)
+            for k, a in (("frame_emb", frames), ("audio", wave), ("text_emb", text)):
+                np.save(tmp / f"all_{k}.npy", a)
             cache_a = write_table(tmp / "with_audio", frames, text, 8.0, "prep")
             total = frames.nbytes + N * S * 2 + text.nbytes
 
             def np_all():
-                with np.load(npy_all) as z:
-                    return [z[k] for k in ("frame_emb", "audio", "text_emb")]
+                return [np.load(tmp / f"all_{k}.npy") for k in ("frame_emb", "audio", "text_emb")]
 
-            times = interleave({"numpy.load of the 3 arrays (reference)": np_all,
+            times = interleave({"numpy.load of the 3 arrays, 3 .npy files (reference)": np_all,
                                 "read_features all columns, prep, 8 s audio": lambda: read_features(cache_a)},
                                max(3, args.repeats // 2), warmup=1)
-            ref = median(times["numpy.load of the 3 arrays (reference)"])
+            ref = median(times["numpy.load of the 3 arrays, 3 .npy files (reference)"])
             out["with_audio"] = {
                 "clips": N, "bytes": total, "times": summarize(times),
                 "GB_per_s": {k: total / median(v) / 1e9 for k, v in times.items()},

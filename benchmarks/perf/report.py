@@ -58,6 +58,19 @@ def main() -> None:
         rows.append((f"train step <= 1.3x class-prompt fwd+bwd ({config}, batch {d['batch']})",
                      f"{x:.2f}x (step {d['times']['training step']['median_s']:.3f} s, prompts "
                      f"{d['times']['class prompts fwd+bwd alone']['median_s']:.3f} s)", verdict(x <= 1.3)))
+    gpu = r.get("gpu")
+    if gpu and "targets" in gpu:
+        t = gpu["targets"]
+        f = t["clip_extraction_fraction_of_bf16_bound"]
+        if f["datasheet"] is not None:
+            rows.append((f"GPU ({gpu['device']}): CLIP image tower >= 40% of the bf16 bound",
+                         f"{100 * f['datasheet']:.0f}% of datasheet, {100 * f['matmul']:.0f}% of matmul; "
+                         f"embed stage end to end {100 * (f['embed_stage_end_to_end_datasheet'] or 0):.0f}%",
+                         verdict(f["datasheet"] >= 0.4)))
+        for k, v in t["mafw_5_fold_hours"].items():
+            rows.append((f"GPU ({gpu['device']}): MAFW five folds < 1 h, {k}, 30 epochs per stage",
+                         f"{v['train_30_epochs']:.2f} h training (+ prep: {v['with_prep']:.2f} h)",
+                         verdict(v["train_30_epochs"] < 1.0)))
     print("| target | measured | |")
     print("|---|---|---|")
     for what, val, ok in rows:
