@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.media import MediaError, extract_audio, probe, read_frame_folder, read_video_frames
+from pipelines.media import (MediaError, extract_audio, probe, read_frame_folder, read_video_frames,
+                             read_video_frames_and_audio)
 from pipelines.sources import ClipRecord
 
 log = logging.getLogger(__name__)
@@ -33,17 +34,30 @@ class DecodedClip:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def decode_clip(record: ClipRecord, T: int, sample_rate: int, max_samples: int) -> DecodedClip:
-    """Probe, sample T frames and extract audio for one clip."""
+def decode_clip(record: ClipRecord, T: int, sample_rate: int, max_samples: int,
+                joint_audio: bool = True) -> DecodedClip:
+    """Probe, sample T frames and extract audio for one clip.
+
+    With ``joint_audio`` (the default) a clip with both streams is decoded by one ffmpeg process
+    giving frames and audio together (``read_video_frames_and_audio``: two processes per clip
+    instead of three); whenever that process reports any problem the clip is decoded again the
+    separate way, so results and reasons are the same either way (``joint_audio=False`` forces the
+    separate way; the tests compare the two). ``seconds["decode"]`` then includes the audio.
+    """
     out = DecodedClip(record)
     t0 = time.perf_counter()
+    audio = None  # the AudioResult when the frames' ffmpeg already gave it
     try:
         if record.media_kind == "frames":
             sampled = read_frame_folder(record.media_path, T)
             out.audio_reason = "frame folder: no audio"
         else:
             info = probe(record.media_path, require_video=False)
-            if info.has_video:
+            joint = (read_video_frames_and_audio(record.media_path, T, info, sample_rate)
+                     if joint_audio and info.has_video and info.has_audio else None)
+            if joint is not None:
+                sampled, audio = joint
+            elif info.has_video:
                 sampled = read_video_frames(record.media_path, T, info=info)
             else:
                 sampled = None
@@ -62,7 +76,8 @@ def decode_clip(record: ClipRecord, T: int, sample_rate: int, max_samples: int) 
 
     t0 = time.perf_counter()
     if record.media_kind == "video" and out.fatal is None:
-        result = extract_audio(record.media_path, sample_rate=sample_rate, info=info)
+        result = (audio if audio is not None
+                  else extract_audio(record.media_path, sample_rate=sample_rate, info=info))
         if result.present:
             wave = result.waveform[:max_samples]
             if len(result.waveform) > max_samples:

@@ -11,11 +11,15 @@ Variants, each over the same clips one after another, interleaved and repeated:
 - ``probe (prep, part of sampled)``: the ffprobe call alone.
 - ``audio (prep)``: prep's ``extract_audio`` given the probe (one more ffmpeg per clip).
 - ``process start``: ``ffmpeg -version``, what one ffmpeg process costs before any work.
+- ``decode_clip, audio separate``: prep's whole per-clip decode (``pipelines.clip_decode``) as it
+  was: probe, frames, audio in three processes (``joint_audio=False``).
+- ``decode_clip, audio joint (prep)``: the same with the audio taken from the frames' ffmpeg
+  (two processes per clip with audio; finding 7).
 
 Clip sets: the 33 sample clips (short, 160x160, 10-15 fps) and MAFW-like clips made from them
 (720p, 25 fps, about 5 s = 125 frames; see ``_common.hd_clips``).
 
-    python benchmarks/perf/bench_decode.py [--repeats 3] [--hd 4]
+    python benchmarks/perf/bench_decode.py [--repeats 3] [--hd 4] [--only-clip]
 """
 from __future__ import annotations
 
@@ -34,9 +38,17 @@ def main() -> None:
     ap.add_argument("--hd", type=int, default=4, help="MAFW-like 720p clips to make (0: none)")
     ap.add_argument("--sample", type=int, default=33, help="how many of the sample clips")
     ap.add_argument("--T", type=int, default=16)
+    ap.add_argument("--only-clip", action="store_true",
+                    help="only the two decode_clip variants (audio separate vs joint)")
     args = ap.parse_args()
 
+    import torch
+
+    from pipelines.clip_decode import decode_clip
     from pipelines.media import extract_audio, probe, read_video_frames
+    from pipelines.sources import ClipRecord
+
+    torch.set_num_threads(1)  # decoding is in ffmpeg; keep torch from competing
 
     tmp = Path(tempfile.mkdtemp(prefix="perf-decode-"))
     sets = {"sample clips": SAMPLE_CLIPS[: args.sample]}
@@ -79,27 +91,47 @@ def main() -> None:
                 for c in clips:
                     extract_audio(c, 16000, info=infos[c])
 
+            records = [ClipRecord(clip_id=c.stem, media_path=c, media_kind="video", label=0, text=None,
+                                  text_source="none", fold=1, split=None) for c in clips]
+            S = 8 * 16000
+
+            def clip_separate():
+                for r in records:
+                    decode_clip(r, args.T, 16000, S, joint_audio=False)
+
+            def clip_joint():
+                for r in records:
+                    decode_clip(r, args.T, 16000, S, joint_audio=True)
+
             def start():
                 for _ in clips:
                     subprocess.run(["ffmpeg", "-version"], stdout=subprocess.DEVNULL, check=True)
 
-            print(f"decode: {name}: {len(clips)} clips, {frames_total} frames")
-            times = interleave({"sampled (prep)": sampled, "every frame -> pipe": full_pipe,
-                                "every frame -> JPEG": full_jpeg, "probe (prep, part of sampled)": probe_only,
-                                "audio (prep)": audio,
-                                "process start": start}, args.repeats, warmup=1)
+            print(f"decode: {name}: {len(clips)} clips, {frames_total} frames, torch threads 1")
+            variants = {"sampled (prep)": sampled, "every frame -> pipe": full_pipe,
+                        "every frame -> JPEG": full_jpeg, "probe (prep, part of sampled)": probe_only,
+                        "audio (prep)": audio, "process start": start}
+            if args.only_clip:
+                variants = {"process start": start}
+            variants.update({"decode_clip, audio separate": clip_separate,
+                             "decode_clip, audio joint (prep)": clip_joint})
+            times = interleave(variants, args.repeats, warmup=1)
             n = len(clips)
             out[name] = {
                 "clips": n, "frames": frames_total, "T": args.T, "times": summarize(times),
                 "clips_per_s": {k: n / median(v) for k, v in times.items()},
                 "ms_per_clip": {k: 1000 * median(v) / n for k, v in times.items()},
-                "ratio_every_frame_jpeg_over_sampled": median(times["every frame -> JPEG"]) / median(times["sampled (prep)"]),
-                "ratio_every_frame_pipe_over_sampled": median(times["every frame -> pipe"]) / median(times["sampled (prep)"]),
-                "process_start_share_of_sampled": 2 * median(times["process start"]) / median(times["sampled (prep)"]),
+                **({} if args.only_clip else {
+                    "ratio_every_frame_jpeg_over_sampled": median(times["every frame -> JPEG"]) / median(times["sampled (prep)"]),
+                    "ratio_every_frame_pipe_over_sampled": median(times["every frame -> pipe"]) / median(times["sampled (prep)"]),
+                    "process_start_share_of_sampled": 2 * median(times["process start"]) / median(times["sampled (prep)"])}),
+                "ratio_decode_clip_separate_over_joint": (median(times["decode_clip, audio separate"])
+                                                          / median(times["decode_clip, audio joint (prep)"])),
                 "note": "sampled = probe + select decode: two processes per clip; process_start_share counts both",
             }
             for k, v in out[name]["ms_per_clip"].items():
                 print(f"  {k}: {v:.0f} ms/clip")
+            print(f"  decode_clip separate / joint: {out[name]['ratio_decode_clip_separate_over_joint']:.2f}x")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     save_section("decode", out)

@@ -11,6 +11,7 @@ from .frames import (
     natural_sorted,
     read_frame_folder,
     read_video_frames,
+    read_video_frames_and_audio,
     sample_indices,
 )
 from .probe import MediaError, MediaInfo, probe
@@ -29,6 +30,7 @@ __all__ = [
     "probe",
     "read_frame_folder",
     "read_video_frames",
+    "read_video_frames_and_audio",
     "sample_indices",
     "scene",
 ]

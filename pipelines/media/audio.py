@@ -17,7 +17,7 @@ from .probe import MediaError, MediaInfo, first_error_line, probe, run_tool
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AudioResult", "extract_audio", "NO_AUDIO_STREAM"]
+__all__ = ["AudioResult", "audio_result", "extract_audio", "NO_AUDIO_STREAM"]
 
 NO_AUDIO_STREAM = "no audio stream"
 
@@ -80,10 +80,14 @@ def extract_audio(path: str | os.PathLike, sample_rate: int = 16000,
     if proc.returncode != 0:
         return AudioResult(None, sample_rate,
                            f"audio decode failed: {first_error_line(proc.stderr, p)}")
-    n = len(proc.stdout) // 4
+    if len(proc.stdout) // 4 and proc.stderr.strip():
+        logger.warning("%s: audio decoded with errors: %s", p, first_error_line(proc.stderr, p))
+    return audio_result(proc.stdout, sample_rate)
+
+
+def audio_result(raw: bytes, sample_rate: int) -> AudioResult:
+    """ffmpeg's ``-f f32le`` output -> AudioResult (missing when it holds no whole sample)."""
+    n = len(raw) // 4
     if n == 0:
         return AudioResult(None, sample_rate, "audio stream decodes to 0 samples")
-    if proc.stderr.strip():
-        logger.warning("%s: audio decoded with errors: %s", p, first_error_line(proc.stderr, p))
-    waveform = np.frombuffer(proc.stdout, dtype=np.float32, count=n).copy()
-    return AudioResult(waveform, sample_rate, None)
+    return AudioResult(np.frombuffer(raw, dtype=np.float32, count=n).copy(), sample_rate, None)

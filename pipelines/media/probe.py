@@ -19,13 +19,15 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MediaError", "MediaInfo", "probe", "run_tool"]
+__all__ = ["MediaError", "MediaInfo", "probe", "run_tool", "run_tool_two_outputs"]
 
 # First bytes of containers we know; a file that starts like one of these but cannot be opened is
 # damaged, not "something else". Offsets: MP4/MOV box type at byte 4, the rest at byte 0.
@@ -102,6 +104,14 @@ class MediaInfo:
         return self.width, self.height
 
 
+def _require_tool(name: str) -> None:
+    if shutil.which(name) is None:
+        raise RuntimeError(
+            f"`{name}` was not found on PATH; install FFmpeg (e.g. `apt-get install ffmpeg` "
+            "or `conda install -c conda-forge ffmpeg`) and retry."
+        )
+
+
 def run_tool(args: list[str], timeout_s: float = 600.0) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg/ffprobe with list arguments (no shell) and capture its output.
 
@@ -110,17 +120,61 @@ def run_tool(args: list[str], timeout_s: float = 600.0) -> subprocess.CompletedP
         MediaError: the tool ran longer than ``timeout_s`` seconds (a damaged file can stall it;
             one such clip must not stall a whole prep run).
     """
-    if shutil.which(args[0]) is None:
-        raise RuntimeError(
-            f"`{args[0]}` was not found on PATH; install FFmpeg (e.g. `apt-get install ffmpeg` "
-            "or `conda install -c conda-forge ffmpeg`) and retry."
-        )
+    _require_tool(args[0])
     try:
         return subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         path = args[args.index("-i") + 1] if "-i" in args else args[-1]
         raise MediaError(f"{args[0]} gave no result within {timeout_s:.0f} s (damaged file?)",
                          path) from None
+
+
+def run_tool_two_outputs(args_for: Callable[[str], list[str]], timeout_s: float = 600.0
+                         ) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """Like :func:`run_tool` for an ffmpeg with a second output: ``args_for(url)`` builds the
+    arguments, ``url`` (``"pipe:N"``) naming the write end of a pipe passed to the child.
+
+    stdout and stderr are drained by ``communicate`` while a thread drains the second pipe, so the
+    child never blocks on a full pipe whatever order it writes its outputs in.
+
+    Returns:
+        (the completed process with stdout/stderr, the bytes written to the second output).
+
+    Raises:
+        RuntimeError, MediaError: as :func:`run_tool`.
+    """
+    _require_tool(args_for("pipe:3")[0])
+    read_fd, write_fd = os.pipe()
+    args = args_for(f"pipe:{write_fd}")
+    try:
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, pass_fds=(write_fd,))
+        finally:
+            os.close(write_fd)  # the child holds its own copy; EOF comes when it exits
+    except BaseException:
+        os.close(read_fd)
+        raise
+    second: list[bytes] = []
+    with os.fdopen(read_fd, "rb") as reader:
+        drain = threading.Thread(target=lambda: second.append(reader.read()), daemon=True)
+        drain.start()
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            drain.join()
+            path = args[args.index("-i") + 1] if "-i" in args else args[-1]
+            raise MediaError(f"{args[0]} gave no result within {timeout_s:.0f} s (damaged file?)",
+                             path) from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            drain.join()
+            raise
+        drain.join()
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), b"".join(second)
 
 
 def first_error_line(stderr: bytes, path: str | os.PathLike | None = None) -> str:
