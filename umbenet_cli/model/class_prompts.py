@@ -5,11 +5,27 @@ For every clip b and class c the text tower reads one sequence (CoOp-style splic
     [SOS] P'_b (L_p tokens) ; P_inherent (L_i tokens) ; tokens of class c's text ; [EOS] ...
 
 P' depends on the clip (it comes from the prompt pool), so there is one class embedding per class
-*per clip*: B x C sequences a step, the main cost of training. The tower is frozen but gradients
-flow through it to P' and P_inherent, so this pass is never wrapped in ``torch.no_grad``.
+*per clip*: B x C (clip, class) pairs a step, the main cost of training. The tower is frozen but
+gradients flow through it to P' and P_inherent, so this pass is never wrapped in ``torch.no_grad``
+(callers do that at eval).
 
 Causality makes the tokens after [EOS] irrelevant to the pooled output, so sequences are cut just
 after the longest class's [EOS] position: exact, and cheaper than the full 77 positions.
+
+Shared prefix (the default). The first ``P = 1 + L_p + L_i`` positions ([SOS], P'_b, P_inherent) are
+the same for the C classes of a clip and the tower is causal, so their hidden states, at every
+layer, do not depend on the class. ``forward`` therefore runs one sequence per clip:
+
+    [SOS] P'_b ; P_inherent ; tokens of class 1 + [EOS] ; tokens of class 2 + [EOS] ; ...
+
+the class suffixes packed one after the other (no padding), each at the positions it has in its own
+plain sequence (P, P + 1, ...), under a mask that lets the prefix attend causally to itself and a
+class's tokens attend to the whole prefix and causally to their own class only. Layer by layer it
+is the tower's own computation (its LayerNorms, q/k/v/out projections and MLP), so the result is the
+plain one up to float rounding, for a fraction of the work: with the paper's pool (L_p 64, L_i 4)
+and MAFW's 11 classes, 69 + 36 positions per clip instead of 11 x 74. It relies on the layout of
+Hugging Face's ``CLIPTextModel``; any other tower (checked once, at construction) takes the plain
+path, which stays available as ``forward_plain`` (and ``shared_prefix = False``).
 """
 from __future__ import annotations
 
@@ -36,8 +52,43 @@ def class_texts(classes: tuple[str, ...], descriptions: bool) -> list[str]:
     return out
 
 
+def shared_prefix_supported(text_model: nn.Module) -> bool:
+    """Whether ``text_model`` has the layout of Hugging Face's ``CLIPTextModel`` that the shared-prefix
+    pass re-enacts layer by layer: pre-LN blocks (``layer_norm1`` -> ``self_attn`` with
+    ``q_proj``/``k_proj``/``v_proj``/``out_proj`` -> residual, ``layer_norm2`` -> ``mlp`` -> residual),
+    learned absolute positions added to the token embeddings, a ``final_layer_norm``. Never raises."""
+    try:
+        from transformers.models.clip.modeling_clip import CLIPAttention, CLIPEncoderLayer, CLIPTextEmbeddings
+
+        emb = text_model.embeddings
+        if type(emb).forward is not CLIPTextEmbeddings.forward:
+            return False
+        if not (isinstance(emb.token_embedding, nn.Embedding) and isinstance(emb.position_embedding, nn.Embedding)
+                and isinstance(text_model.final_layer_norm, nn.Module)):
+            return False
+        layers = list(text_model.encoder.layers)
+        if not layers:
+            return False
+        for layer in layers:
+            att = layer.self_attn
+            # The blocks' own forward (not a subclass that changes it) is what is re-enacted.
+            if type(layer).forward is not CLIPEncoderLayer.forward or type(att).forward is not CLIPAttention.forward:
+                return False
+            for m in (layer.layer_norm1, layer.layer_norm2, layer.mlp, att.q_proj, att.k_proj, att.v_proj, att.out_proj):
+                if not isinstance(m, nn.Module):
+                    return False
+            if att.num_heads * att.head_dim != att.q_proj.out_features or not isinstance(att.scale, float):
+                return False
+        return True
+    except Exception:  # any missing attribute or import: the plain path
+        return False
+
+
 class ClassPromptEncoder(nn.Module):
-    """Learnable inherent prompts + frozen class tokens -> per-clip class embeddings."""
+    """Learnable inherent prompts + frozen class tokens -> per-clip class embeddings.
+
+    ``shared_prefix`` (set at construction from :func:`shared_prefix_supported`) picks the
+    shared-prefix pass; setting it to False forces the plain one (B x C full sequences)."""
 
     def __init__(self, backbone: Backbone, classes: tuple[str, ...], descriptions: bool,
                  pool_length: int, inherent_length: int) -> None:
@@ -77,14 +128,41 @@ class ClassPromptEncoder(nn.Module):
         self.register_buffer("suffix", emb[:, 1 + n_ctx:].clone(), persistent=False)  # [C, S', D]
         self.register_buffer("eos_pos", torch.tensor(eos_pos), persistent=False)  # [C]
 
+        # The shared-prefix layout: the C suffixes (class tokens + [EOS], n_c = eos_pos[c] - n_ctx
+        # tokens each) packed into T = sum(n_c) positions; ``local`` is a token's index inside its
+        # class's suffix (its position is P + local), ``pool`` the packed index of each class's [EOS].
+        lengths = [e - n_ctx for e in eos_pos]
+        cls = torch.arange(len(lengths)).repeat_interleave(torch.tensor(lengths))
+        local = torch.cat([torch.arange(n) for n in lengths])
+        suffix_mask = (cls[:, None] == cls[None, :]) & (local[None, :] <= local[:, None])  # [T, T]
+        dev = emb.device
+        self.register_buffer("packed", torch.cat([self.suffix[c, :n] for c, n in enumerate(lengths)]),
+                             persistent=False)  # [T, D]
+        self.register_buffer("packed_local", local.to(dev), persistent=False)  # [T]
+        self.register_buffer("packed_mask", suffix_mask.to(dev), persistent=False)  # [T, T]
+        self.register_buffer("packed_pool", (torch.tensor(lengths).cumsum(0) - 1).to(dev), persistent=False)  # [C]
+        self.shared_prefix = shared_prefix_supported(backbone.text_model)
+
     def forward(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
         """pool_prompts [B, L_p, D_tok] (P', or None when the pool is off, then B = 1)
         -> class embeddings [B, C, E], unit norm."""
+        if self.shared_prefix:
+            return self.forward_shared(pool_prompts)
+        return self.forward_plain(pool_prompts)
+
+    def _context(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
+        """[B, L_p + L_i, D]: P' followed by the inherent prompts (B = 1 without P')."""
+        inh = self.inherent.unsqueeze(0)
+        if pool_prompts is None:
+            return inh
+        return torch.cat([pool_prompts, inh.expand(pool_prompts.shape[0], -1, -1)], 1)
+
+    def forward_plain(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
+        """The reference pass: every (clip, class) pair as its own sequence through the tower."""
         text = self.backbone[0].text_model
         proj = self.backbone[0].clip.text_projection
         C = self.prefix.shape[0]
-        inh = self.inherent.unsqueeze(0)
-        ctx = inh if pool_prompts is None else torch.cat([pool_prompts, inh.expand(pool_prompts.shape[0], -1, -1)], 1)
+        ctx = self._context(pool_prompts)
         B, n_ctx, D = ctx.shape
         seq = torch.cat([
             self.prefix.unsqueeze(0).expand(B, -1, -1, -1),
@@ -100,3 +178,51 @@ class ClassPromptEncoder(nn.Module):
         hidden = text.final_layer_norm(hidden)
         pooled = hidden[torch.arange(B * C, device=hidden.device), self.eos_pos.repeat(B)]
         return F.normalize(proj(pooled), dim=-1).reshape(B, C, -1)
+
+    def _shared_mask(self, P: int) -> torch.Tensor:
+        """[P + T, P + T] bool, True where a query (row) may attend to a key (column)."""
+        cached = getattr(self, "_mask_cache", None)
+        dev = self.packed_mask.device
+        if cached is not None and cached[0] == P and cached[1].device == dev:
+            return cached[1]
+        T = self.packed_mask.shape[0]
+        top = torch.cat([torch.ones(P, P, dtype=torch.bool, device=dev).tril(),
+                         torch.zeros(P, T, dtype=torch.bool, device=dev)], 1)
+        bottom = torch.cat([torch.ones(T, P, dtype=torch.bool, device=dev), self.packed_mask], 1)
+        mask = torch.cat([top, bottom], 0)
+        self._mask_cache = (P, mask)
+        return mask
+
+    def forward_shared(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
+        """The shared-prefix pass (module docstring): one sequence per clip, same result."""
+        text = self.backbone[0].text_model
+        proj = self.backbone[0].clip.text_projection
+        ctx = self._context(pool_prompts)
+        B, n_ctx, D = ctx.shape
+        P = 1 + n_ctx
+        dev = ctx.device
+        # As CLIPTextEmbeddings.forward: token embeddings + the position embedding of each position,
+        # a class's suffix at the positions it has in its own plain sequence.
+        seq = torch.cat([self.prefix[:1].expand(B, -1, -1), ctx, self.packed.expand(B, -1, -1)], 1)
+        pos = torch.cat([torch.arange(P, device=dev), P + self.packed_local])
+        hidden = seq + text.embeddings.position_embedding(pos.unsqueeze(0))
+        mask = self._shared_mask(P)
+        eos = P + self.packed_pool  # [C] rows of the [EOS] tokens
+        layers = list(text.encoder.layers)
+        for i, layer in enumerate(layers):
+            att = layer.self_attn
+            x = layer.layer_norm1(hidden)
+            L = x.shape[1]
+            k, v = (f(x).view(B, L, -1, att.head_dim).transpose(1, 2) for f in (att.k_proj, att.v_proj))
+            rows = mask
+            if i == len(layers) - 1:
+                # Only the [EOS] rows are pooled: the last layer computes nothing else (row-wise
+                # from here on: attention queries, residual, MLP, final LayerNorm).
+                hidden, x, rows = hidden[:, eos], x[:, eos], mask[eos]
+            q = att.q_proj(x).view(B, x.shape[1], -1, att.head_dim).transpose(1, 2)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=rows, scale=att.scale,
+                                               dropout_p=att.dropout if att.training else 0.0)
+            hidden = hidden + att.out_proj(o.transpose(1, 2).reshape(B, x.shape[1], D))
+            hidden = hidden + layer.mlp(layer.layer_norm2(hidden))
+        pooled = text.final_layer_norm(hidden)  # [B, C, D]
+        return F.normalize(proj(pooled), dim=-1)
