@@ -45,9 +45,12 @@ class PartWriter:
     table_dir: ``<cache>/media`` or ``<cache>/features`` (the table is taken from the folder name
     unless ``table`` is given). spec: the cache spec (media keeps only its backbone-free fields).
     shard: "i-of-n" or "i/n" of this writer (``prep --shard``). A part is flushed every
-    ``rows_per_part`` rows or once the buffer holds ``max_part_bytes``, and on close. On leaving a
-    ``with`` block through an exception, the rows already accepted (each was fully validated) are
-    still flushed, then the exception propagates. Run one writer per shard at a time (a new
+    ``rows_per_part`` rows or as soon as the buffered tensor and JPEG bytes reach
+    ``max_part_bytes`` (so a part holds at most ``max_part_bytes`` plus one row), and on close.
+    Larger parts read faster (``read_features``); the bound keeps the writer's buffer and each
+    reader thread's decoded part within memory limits. On leaving a ``with`` block through an
+    exception, the rows already accepted (each was fully validated) are still flushed, then the
+    exception propagates. Run one writer per shard at a time (a new
     writer deletes its shard's ``.tmp`` leftovers); a writer is not thread-safe.
     """
 
@@ -61,6 +64,10 @@ class PartWriter:
                              f"'media' or 'features', or pass table= one of {list(TABLES)}")
         if not isinstance(rows_per_part, int) or rows_per_part < 1:
             raise CacheError(f"rows_per_part={rows_per_part!r}: must be a positive int")
+        if (not isinstance(max_part_bytes, int) or isinstance(max_part_bytes, bool)
+                or max_part_bytes < 1):
+            raise CacheError(f"max_part_bytes={max_part_bytes!r}: must be a positive int "
+                             "(bytes, e.g. 64 << 20)")
         self.table = table
         self.shard = parse_shard(shard)
         self.rows_per_part = rows_per_part
