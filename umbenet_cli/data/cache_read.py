@@ -1,11 +1,16 @@
 """Read a cache table into numpy: deduplicated (newest part wins), sorted by clip_id.
 
 Rows come back sorted by clip_id, so the same clips give the same arrays however the cache was
-sharded or resumed. Tensor columns become float16 arrays built with ``np.frombuffer`` over the
-Arrow buffers: no copy when the table is one part already in order with no duplicates (the
-arrays are then views over the Arrow buffers), otherwise exactly one copy into a preallocated
-array, filled part by part (peak memory: the result plus one part). A null (missing modality)
-reads as zeros and its presence flag is False; use the flag, never the zeros.
+sharded or resumed. Each part is opened once (its spec checked and its clip ids read, for the
+row plan) and then read once, memory-mapped, with the footer already parsed: its metadata and
+tensor columns in one call, after which the same worker thread copies its tensor rows into the
+preallocated result (a thread pool runs over the parts). Tensor columns become float16 arrays
+built with ``np.frombuffer`` over the Arrow buffers: no copy when the table is one part already
+in order with no duplicates (the arrays are then views over the Arrow buffers), otherwise
+exactly one copy into the result (peak memory: the result plus one decoded part per reader
+thread). Fewer, larger parts read faster (each part costs a footer parse and fresh mappings).
+A null (missing modality) reads as zeros and its presence flag is False; use the flag, never
+the zeros.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from umbenet_cli.data.cache_parts import (
     PartName, RowPlan, parallel_map, features_dir, list_parts, media_dir, plan_rows,
 )
 from umbenet_cli.data.cache_schema import (
-    FLOAT16, CacheError, CacheSpec, check_same_spec, read_part_info, table_schema, tensor_shapes,
+    FLOAT16, CacheError, CacheSpec, PartInfo, check_same_spec, read_part_info, table_schema,
+    tensor_shapes,
 )
 
 _LIST_COLUMNS = ("crops", "scene")
@@ -115,8 +121,7 @@ def iter_media(cache_dir: str | Path, columns: Sequence[str] | None = None
     skipping rows that a newer part supersedes: each clip is yielded exactly once."""
     parts, spec = _open(media_dir(cache_dir), "media")
     _columns("media", spec, columns)  # fail early on unknown columns
-    ids = parallel_map(lambda p: pq.read_table(p.path, columns=["clip_id"]).column(0), parts)
-    plan = plan_rows(ids)
+    plan = plan_rows([p.ids for p in parts])
     for k, part in enumerate(parts):
         rows = plan.kept[k]
         if len(rows):
@@ -125,17 +130,39 @@ def iter_media(cache_dir: str | Path, columns: Sequence[str] | None = None
             yield _media_table(spec, meta, tensors, lists)
 
 
-def _open(table_dir: Path, table: str) -> tuple[list[PartName], CacheSpec]:
-    parts = list_parts(table_dir)
-    if not parts:
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """A part as ``_open`` left it: its name, its footer (reused to reopen it memory-mapped
+    without parsing the footer again) and its clip_id column (for the row plan)."""
+
+    name: PartName
+    metadata: pq.FileMetaData
+    ids: pa.ChunkedArray
+
+    def reopen(self) -> pq.ParquetFile:
+        """The part memory-mapped, with the footer already parsed (no second parse)."""
+        return pq.ParquetFile(self.name.path, metadata=self.metadata, memory_map=True)
+
+
+def _open(table_dir: Path, table: str) -> tuple[list[_Part], CacheSpec]:
+    """Check every part's spec and read its footer and clip ids, one pass per part."""
+    names = list_parts(table_dir)
+    if not names:
         raise CacheError(f"no part files in {table_dir}: run `umbenet prep ...` first "
                          f"(it writes {table_dir.name}/part-*.parquet)")
-    infos = parallel_map(read_part_info, [p.path for p in parts])
-    for info in infos:
+
+    def open_one(name: PartName) -> tuple[PartInfo, _Part]:
+        info = read_part_info(name.path)
+        f = pq.ParquetFile(name.path, memory_map=True)
+        ids = f.read(columns=["clip_id"], use_threads=False).column(0)
+        return info, _Part(name=name, metadata=f.metadata, ids=ids)
+
+    opened = parallel_map(open_one, names)
+    for info, _ in opened:
         if info.table != table:
             raise CacheError(f"{info.path} is a {info.table!r} part inside the {table!r} folder; "
                              "fix: move or delete it")
-    return parts, check_same_spec(infos)
+    return [part for _, part in opened], check_same_spec(info for info, _ in opened)
 
 
 def _columns(table: str, spec: CacheSpec, columns: Sequence[str] | None
@@ -155,51 +182,58 @@ def _columns(table: str, spec: CacheSpec, columns: Sequence[str] | None
     return light, [n for n in heavy_all if n in columns]
 
 
-def _read_parts(parts: list[PartName], spec: CacheSpec, table: str,
+def _read_parts(parts: list[_Part], spec: CacheSpec, table: str,
                 columns: Sequence[str] | None, plan: RowPlan | None = None
                 ) -> tuple[pa.Table, dict[str, np.ndarray], dict[str, pa.ChunkedArray]]:
+    """Each part is read once (light and heavy columns in one memory-mapped call) and its
+    tensors are copied into the preallocated result by the same worker thread."""
     light, heavy = _columns(table, spec, columns)
-    light_tables = parallel_map(lambda p: pq.read_table(p.path, columns=light), parts)
     if plan is None:
-        plan = plan_rows([t.column("clip_id") for t in light_tables])
-    starts = np.cumsum([0] + [t.num_rows for t in light_tables])
-    global_src = np.empty(plan.n, dtype=np.int64)
-    for k in range(len(parts)):
-        global_src[plan.dest[k]] = starts[k] + plan.src[k]
-    meta = pa.concat_tables(light_tables).take(pa.array(global_src))
-
+        plan = plan_rows([p.ids for p in parts])
     shapes = {n: s for n, s in tensor_shapes(table, spec).items() if n in heavy}
     list_cols = [n for n in heavy if n in _LIST_COLUMNS]
-    identity = (len(parts) == 1 and _is_range(plan.src[0], 0, light_tables[0].num_rows)
+    # One part already in clip order with no duplicates: the tensors are views over the
+    # freshly decoded Arrow buffers, no copy at all.
+    identity = (len(parts) == 1 and _is_range(plan.src[0], 0, parts[0].metadata.num_rows)
                 and _is_range(plan.dest[0], 0, plan.n))
     tensors: dict[str, np.ndarray] = {}
     if not identity:
         tensors = {n: np.empty((plan.n, *s), dtype=FLOAT16) for n, s in shapes.items()}
 
     def load(k: int) -> pa.Table | None:
-        if not heavy or not len(plan.src[k]):
+        src, dest = plan.src[k], plan.dest[k]
+        if not len(src):
             return None
-        data = pq.read_table(parts[k].path, columns=heavy)
+        data = parts[k].reopen().read(columns=light + heavy, use_threads=False)
         for name, shape in shapes.items():
-            if identity:
-                tensors[name] = _zero_nulls(*_fsb_view(data.column(name), shape))
+            col = data.column(name)
+            if identity and col.num_chunks == 1:
+                tensors[name] = _zero_nulls(*_fsb_view(col.chunk(0), shape))
+            elif identity:
+                tensors[name] = np.empty((plan.n, *shape), dtype=FLOAT16)
+                _scatter(col, shape, src, dest, tensors[name])
             else:
-                _scatter(data.column(name), shape, plan.src[k], plan.dest[k], tensors[name])
-        if not list_cols:
-            return None
-        return data.select(list_cols).take(pa.array(plan.src[k])).append_column(
-            "__dest", pa.array(plan.dest[k]))
+                _scatter(col, shape, src, dest, tensors[name])
+        keep = data.select(light + list_cols)
+        if not _is_range(src, 0, data.num_rows):
+            keep = keep.take(pa.array(src))
+        return keep.append_column("__dest", pa.array(dest))
 
     pieces = [p for p in parallel_map(load, range(len(parts))) if p is not None]
-    lists: dict[str, pa.ChunkedArray] = {}
-    if list_cols:
-        if pieces:
-            both = pa.concat_tables(pieces)
-            both = both.take(pa.array(np.argsort(both.column("__dest").to_numpy())))
-            lists = {n: both.column(n) for n in list_cols}
-        else:
-            schema = table_schema(table, spec)
-            lists = {n: pa.chunked_array([], schema.field(n).type) for n in list_cols}
+    schema = table_schema(table, spec)
+    if pieces:
+        both = pa.concat_tables(pieces)
+        dest = both.column("__dest").to_numpy()
+        if not _is_range(dest, 0, plan.n):  # put the rows in clip order
+            order = np.empty(plan.n, np.int64)
+            order[dest] = np.arange(plan.n)
+            both = both.take(pa.array(order))
+        both = both.drop_columns(["__dest"])
+    else:
+        both = pa.schema([schema.field(n) for n in light + list_cols],
+                         metadata=schema.metadata).empty_table()
+    meta = both.select(light)
+    lists = {n: both.column(n) for n in list_cols}
     return meta, tensors, lists
 
 
@@ -208,9 +242,8 @@ def _is_range(a: np.ndarray, lo: int, n: int) -> bool:
                                        and bool(np.all(np.diff(a) == 1))))
 
 
-def _fsb_view(col: pa.ChunkedArray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(float16 view [len, *shape] over the Arrow buffer, null mask [len])."""
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+def _fsb_view(arr: pa.Array, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(float16 view [len, *shape] over the Arrow buffer, null mask [len]): no copy."""
     n = len(arr)
     per_row = int(np.prod(shape))
     if n == 0:
@@ -225,7 +258,8 @@ def _fsb_view(col: pa.ChunkedArray, shape: tuple[int, ...]) -> tuple[np.ndarray,
 
 def _zero_nulls(view: np.ndarray, nulls: np.ndarray) -> np.ndarray:
     """``view`` with null rows set to zeros. Parquet decoding leaves stale bytes in null slots;
-    the buffer is ours alone (just read), so it is zeroed in place when writable."""
+    the buffer is ours alone (just decoded), so it is zeroed in place when writable (a
+    read-only buffer, e.g. one mapped from the file, is copied first)."""
     if nulls.any():
         if not view.flags.writeable:
             view = view.copy()
@@ -233,17 +267,45 @@ def _zero_nulls(view: np.ndarray, nulls: np.ndarray) -> np.ndarray:
     return view
 
 
+_ROWS_AT_ONCE = 256  # rows per gather when neither side is contiguous (bounds the temporary)
+
+
 def _scatter(col: pa.ChunkedArray, shape: tuple[int, ...], src: np.ndarray, dest: np.ndarray,
              out: np.ndarray) -> None:
-    view, nulls = _fsb_view(col, shape)
-    values = view if _is_range(src, 0, len(view)) else view[src]
-    if _is_range(dest, int(dest[0]) if len(dest) else 0, len(dest)):
-        out[dest[0]:dest[0] + len(dest)] = values
+    """``out[dest] = col[src]`` (as float16 [*, *shape]; null rows become zeros), one copy of
+    the bytes: each Arrow chunk is viewed in place, contiguous runs are sliced."""
+    lo = 0
+    for chunk in col.chunks:
+        n = len(chunk)
+        if col.num_chunks == 1:
+            s, d = src, dest
+        else:
+            sel = (src >= lo) & (src < lo + n)
+            s, d = src[sel] - lo, dest[sel]
+        lo += n
+        if not len(s):
+            continue
+        view, nulls = _fsb_view(chunk, shape)
+        _copy_rows(view, s, d, out)
+        null_dest = d[nulls[s]]
+        if len(null_dest):
+            out[null_dest] = 0
+
+
+def _copy_rows(view: np.ndarray, src: np.ndarray, dest: np.ndarray, out: np.ndarray) -> None:
+    src_run = _is_range(src, int(src[0]), len(src))
+    dest_run = _is_range(dest, int(dest[0]), len(dest))
+    if src_run:
+        values = view[src[0]:src[0] + len(src)]
+        if dest_run:
+            out[dest[0]:dest[0] + len(dest)] = values
+        else:
+            out[dest] = values
+    elif dest_run:
+        np.take(view, src, axis=0, out=out[dest[0]:dest[0] + len(dest)])
     else:
-        out[dest] = values
-    null_dest = dest[nulls[src]]
-    if len(null_dest):
-        out[null_dest] = 0
+        for i in range(0, len(src), _ROWS_AT_ONCE):
+            out[dest[i:i + _ROWS_AT_ONCE]] = view[src[i:i + _ROWS_AT_ONCE]]
 
 
 def _common(meta: pa.Table) -> dict[str, np.ndarray]:
