@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
@@ -49,6 +51,42 @@ def decode_ahead(records: list[ClipRecord], opts: PrepOptions) -> Iterator[Decod
             if nxt is not None:
                 pending.append(pool.submit(decode_clip, nxt, opts.num_frames, opts.sample_rate, S))
             yield done
+
+
+def media_threads(opts: PrepOptions) -> int | None:
+    """torch intra-op threads for the media stage, or None to leave torch's setting alone.
+
+    On a CPU, face detection shares the cores with ``opts.workers`` ffmpeg decode threads; torch's
+    default (one OpenMP thread per core) then makes every small MTCNN op wait for a thread that is
+    not scheduled: 6-10x slower at 2 threads than at 1 on the 2-CPU benchmark machine
+    (benchmarks/perf, finding 2). So detection gets the cores the workers leave, at least one.
+    An explicit choice wins: ``opts.torch_threads`` (set for the whole run by ``run_prep``),
+    OMP_NUM_THREADS / MKL_NUM_THREADS, or a lower ``torch.set_num_threads`` made before prep.
+    """
+    if opts.torch_threads is not None or opts.device != "cpu":
+        return None
+    if any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        return None
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(torch.get_num_threads(), max(1, cpus - opts.workers))
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(n)`` inside the block, the previous value restored after it."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def batched(items: Iterable, n: int) -> Iterator[list]:

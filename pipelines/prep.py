@@ -98,7 +98,9 @@ def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
     spec = cache_spec(opts, scan.dataset, scan.classes)
     summary.seconds["scan"] = time.perf_counter() - t_start
 
-    with progress_bar(console) as progress:
+    from pipelines.media_stage import torch_threads
+
+    with progress_bar(console) as progress, torch_threads(opts.torch_threads):
         if "media" in opts.stages:
             expect_text = scan.dataset == "mafw" or any(r.text_source != "none" for r in scan.records)
             _media(opts, spec, scan.dataset, expect_text, records, progress, summary)
@@ -111,7 +113,7 @@ def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
 
 
 def _media(opts, spec, dataset, expect_text, records, progress, summary) -> None:
-    from pipelines.media_stage import MediaStage
+    from pipelines.media_stage import MediaStage, media_threads, torch_threads
 
     table = media_dir(opts.out)
     if opts.force and table.exists():
@@ -123,7 +125,8 @@ def _media(opts, spec, dataset, expect_text, records, progress, summary) -> None
     task = progress.add_task("media", total=len(records), completed=summary.media_done_before)
     stage = MediaStage(opts, dataset, expect_text)
     t0 = time.perf_counter()
-    with PartWriter(table, spec, shard=opts.shard_name, rows_per_part=4 * opts.batch_clips) as writer:
+    with (PartWriter(table, spec, shard=opts.shard_name, rows_per_part=4 * opts.batch_clips) as writer,
+          torch_threads(media_threads(opts) if todo else None)):
         stage.run(todo, writer.write, lambda n: progress.advance(task, n))
     summary.seconds.update({f"media: {k}": v for k, v in stage.seconds.items()})
     summary.seconds["media"] = time.perf_counter() - t0

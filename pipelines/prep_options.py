@@ -35,6 +35,13 @@ class PrepOptions:
     scene: bool = False
     device: str = "cpu"
     workers: int = 2
+    # torch intra-op threads for the whole run (media and embed). None: on a CPU the media stage
+    # gives face detection (and ASR) max(1, usable CPUs - workers) threads, never more than torch
+    # has when prep starts, and puts the previous value back afterwards; OMP_NUM_THREADS or
+    # MKL_NUM_THREADS in the environment, or a lower torch.set_num_threads made before, win.
+    # Measured (benchmarks/perf, finding 2): with the CPUs shared by the ffmpeg decode workers,
+    # MTCNN at 2 threads on 2 CPUs was 6-10x slower than at 1.
+    torch_threads: int | None = None
     batch_clips: int = 16  # clips per face-detection / ASR batch
     embed_batch: int = 256  # frames per CLIP image-tower batch
     shard: tuple[int, int] = (0, 1)
@@ -48,6 +55,8 @@ class PrepOptions:
             problems.append(f"--face-fallback {self.face_fallback!r}: choose one of {list(FACE_FALLBACKS)}")
         if self.workers < 1:
             problems.append(f"--workers {self.workers}: must be at least 1")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            problems.append(f"--torch-threads {self.torch_threads}: must be at least 1 (or left out: automatic)")
         if self.batch_clips < 1 or self.embed_batch < 1:
             problems.append("--batch-clips and --embed-batch must be at least 1")
         if self.on_problem not in ("stop", "skip"):
