@@ -10,8 +10,11 @@ many machines fill one cache folder together. Interrupted runs resume where they
 """
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -74,8 +77,31 @@ def _check_spec(table_dir, want: CacheSpec, what: str) -> None:
             + f"\nFix: use another --out, or pass --force to rebuild the {what} table with these settings.")
 
 
+def limit_heap_growth() -> bool:
+    """Make glibc serve allocations of 64 KiB and more with mmap (``M_MMAP_THRESHOLD``), so that
+    memory freed by big short-lived buffers (decoded frames, MTCNN batches) goes back to the OS.
+
+    Measured (benchmarks/perf, finding 3): without it the media stage's RSS grows with the number
+    of clips, the heap fragmented between long-lived allocations; ``MALLOC_MMAP_THRESHOLD_=65536``
+    took peak RSS from 1.38x to 1.03x (media only, 100 -> 400 clips) and full prep from 1.55x to
+    1.21x (200 -> 2,000 clips), at no measurable speed cost. Process-wide; does nothing when the
+    environment already sets ``MALLOC_MMAP_THRESHOLD_`` or the C library is not glibc.
+
+    Returns:
+        True when the setting was applied.
+    """
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc.mallopt(-3, 65536) == 1  # M_MMAP_THRESHOLD; mallopt returns 1 on success
+    except (OSError, AttributeError):  # not glibc (musl, ...): leave the allocator alone
+        return False
+
+
 def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
     console = console or Console(stderr=True)
+    limit_heap_growth()
     summary = PrepSummary()
     t_start = time.perf_counter()
 
