@@ -1,86 +1,106 @@
-"""Prototype of a proposed fix for ``ClassPromptEncoder.forward``: run the shared prefix once per clip.
+"""The class-prompt pass alone: the library's shared-prefix pass against the plain way, and its exactness.
 
-Today every (clip b, class c) pair goes through the text tower as its own sequence
+``ClassPromptEncoder`` (``umbenet_cli/model/class_prompts.py``) runs the positions every class of a
+clip shares ([SOS], P'_b, P_inherent) once per clip, with the class suffixes packed after them
+(finding 1 of README.md, now library code). ``forward_plain`` is the plain way, kept as the
+reference: every (clip b, class c) pair as its own sequence through the text tower,
 
     [SOS] P'_b (L_p) ; P_inherent (L_i) ; class c tokens ; [EOS]        (B x C sequences)
 
-but the first ``1 + L_p + L_i`` positions are the same for all C classes of a clip, and the tower
-is causal: their hidden states, at every layer, do not depend on the class. So the prefix can
-run once per clip (B sequences of ``1 + L_p + L_i`` tokens) and only the few class tokens run per
-(clip, class), attending to the clip's prefix keys and values (a KV cache shared by the C
-classes). The result is the same function (equal up to float rounding, checked below and in
-``bench_train.py``); with the paper's pool (L_p 64, L_i 4) and MAFW's 11 classes a step pushes
-16 x (69 + 11 x 5) = 1,984 tokens through the tower instead of 176 x 74 = 13,024.
+With the paper's pool (L_p 64, L_i 4) and MAFW's 11 classes a batch of 16 pushes 16 x (69 + 36)
+= 1,680 positions through the tower instead of 176 x 74 = 13,024.
 
-This file is benchmark code, not library code: ``bench_train.py`` swaps it in on an instance to
-measure what the fix would give, and checks it against the library's forward.
+``check_equal`` compares the two (outputs, and the gradients that train P' and the inherent
+prompts); ``bench_train.py`` uses it. Run alone, this script times the pass, forward + backward
+of a random linear loss, both ways, alternated and repeated, on the offline tiny CLIP and on a
+random-weight CLIP of ViT-B/16's text width (nothing is saved to results.json):
+
+    python benchmarks/perf/prefix_share.py [--configs tiny,vitb16] [--repeats 5] [--threads 1]
 """
 from __future__ import annotations
 
+import argparse
+import time
+
 import torch
-import torch.nn.functional as F
-
-
-def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    b, s, d = x.shape
-    return x.view(b, s, n_heads, d // n_heads).transpose(1, 2)
-
-
-def shared_prefix_forward(enc, pool_prompts: torch.Tensor | None) -> torch.Tensor:
-    """Same contract as ``ClassPromptEncoder.forward``: P' [B, L_p, D] (or None) -> [B, C, E]."""
-    text = enc.backbone[0].text_model
-    proj = enc.backbone[0].clip.text_projection
-    C, S_suf, D = enc.suffix.shape
-    inh = enc.inherent.unsqueeze(0)
-    ctx = inh if pool_prompts is None else torch.cat([pool_prompts, inh.expand(pool_prompts.shape[0], -1, -1)], 1)
-    B, n_ctx, _ = ctx.shape
-    P = 1 + n_ctx  # shared positions: [SOS] + prompts (prefix[c] is the same SOS embedding for every c)
-    pos = text.embeddings.position_embedding.weight
-    h_p = torch.cat([enc.prefix[:1].expand(B, -1, -1), ctx], 1) + pos[:P]  # [B, P, D]
-    h_s = (enc.suffix + pos[P:P + S_suf]).reshape(1, C * S_suf, D).expand(B, -1, -1)  # [B, C*S', D]
-    # Suffix query (c, j) sees every prefix position and the suffix positions (c, j' <= j).
-    cls = torch.arange(C, device=h_p.device).repeat_interleave(S_suf)
-    loc = torch.arange(S_suf, device=h_p.device).repeat(C)
-    suf_mask = (cls[:, None] == cls[None, :]) & (loc[None, :] <= loc[:, None])
-    mask = torch.cat([torch.ones(C * S_suf, P, dtype=torch.bool, device=h_p.device), suf_mask], 1)
-    for layer in text.encoder.layers:
-        att = layer.self_attn
-        H = att.num_heads
-        x_p, x_s = layer.layer_norm1(h_p), layer.layer_norm1(h_s)
-        q_p, k_p, v_p = (_heads(f(x_p), H) for f in (att.q_proj, att.k_proj, att.v_proj))
-        q_s, k_s, v_s = (_heads(f(x_s), H) for f in (att.q_proj, att.k_proj, att.v_proj))
-        o_p = F.scaled_dot_product_attention(q_p, k_p, v_p, is_causal=True, scale=att.scale)
-        o_s = F.scaled_dot_product_attention(q_s, torch.cat([k_p, k_s], 2), torch.cat([v_p, v_s], 2),
-                                             attn_mask=mask, scale=att.scale)
-        h_p = h_p + att.out_proj(o_p.transpose(1, 2).reshape(B, P, D))
-        h_s = h_s + att.out_proj(o_s.transpose(1, 2).reshape(B, C * S_suf, D))
-        h_p = h_p + layer.mlp(layer.layer_norm2(h_p))
-        h_s = h_s + layer.mlp(layer.layer_norm2(h_s))
-    h_s = text.final_layer_norm(h_s).view(B, C, S_suf, D)
-    pooled = h_s[:, torch.arange(C, device=h_s.device), enc.eos_pos - P]  # [B, C, D]
-    return F.normalize(proj(pooled), dim=-1)
 
 
 def check_equal(enc, pool_prompts: torch.Tensor) -> dict:
     """Max |difference| of outputs and of gradients (wrt P' and the inherent prompts) between the
-    library's forward and the shared-prefix one, for a random downstream loss."""
-    out = {}
+    plain pass and the library's shared-prefix pass, for a random downstream loss."""
+    out, grads = {}, {}
     w = None
-    grads = {}
-    for name, fn in (("library", enc.forward), ("shared prefix", lambda p: shared_prefix_forward(enc, p))):
+    for name, fn in (("plain", enc.forward_plain), ("shared prefix", enc.forward_shared)):
         p = pool_prompts.detach().clone().requires_grad_(True)
         enc.inherent.grad = None
         e = fn(p)
         if w is None:
-            w = torch.randn_like(e)
-        (e * w).sum().backward()
+            w = torch.randn(e.shape, generator=torch.Generator().manual_seed(0)).to(e.device)
+        (e.float() * w).sum().backward()
         out[name] = e.detach()
         grads[name] = (p.grad.detach().clone(), enc.inherent.grad.detach().clone())
     enc.inherent.grad = None
     return {
-        "max_abs_diff_embeddings": float((out["library"] - out["shared prefix"]).abs().max()),
-        "max_abs_diff_grad_pool_prompts": float((grads["library"][0] - grads["shared prefix"][0]).abs().max()),
-        "max_abs_grad_pool_prompts": float(grads["library"][0].abs().max()),
-        "max_abs_diff_grad_inherent": float((grads["library"][1] - grads["shared prefix"][1]).abs().max()),
-        "max_abs_grad_inherent": float(grads["library"][1].abs().max()),
+        "library_uses_shared_prefix": bool(enc.shared_prefix),
+        "max_abs_diff_embeddings": float((out["plain"] - out["shared prefix"]).abs().max()),
+        "max_abs_diff_grad_pool_prompts": float((grads["plain"][0] - grads["shared prefix"][0]).abs().max()),
+        "max_abs_grad_pool_prompts": float(grads["plain"][0].abs().max()),
+        "max_abs_diff_grad_inherent": float((grads["plain"][1] - grads["shared prefix"][1]).abs().max()),
+        "max_abs_grad_inherent": float(grads["plain"][1].abs().max()),
     }
+
+
+def positions(enc, batch: int) -> dict:
+    """Positions through the tower per pass: the plain way and the shared prefix."""
+    n_ctx = enc.pool_length + enc.inherent.shape[0]
+    C = enc.eos_pos.shape[0]
+    return {"plain": batch * C * int(enc.eos_pos.max() + 1),
+            "shared_prefix": batch * (1 + n_ctx + enc.packed.shape[0])}
+
+
+def main() -> None:
+    from _common import MAFW_CLASSES, interleave, median, vitb16_backbone
+    from umbenet_cli.model import load_backbone
+    from umbenet_cli.model.class_prompts import ClassPromptEncoder
+    from umbenet_cli.model.config import TINY_BACKBONE, UMBEnetConfig
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--configs", default="tiny,vitb16")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for config in args.configs.split(","):
+        name, preset = (TINY_BACKBONE, "tiny") if config == "tiny" else (str(vitb16_backbone()), "default")
+        cfg = UMBEnetConfig.preset(preset, backbone=name)
+        backbone = load_backbone(name)
+        torch.manual_seed(0)
+        L_p = cfg.pool.length if cfg.pool.enabled else 0
+        enc = ClassPromptEncoder(backbone, MAFW_CLASSES, cfg.class_descriptions, L_p, cfg.inherent_length)
+        B = cfg.optim.batch_size
+        p0 = 0.02 * torch.randn(B, L_p, backbone.dims.token_dim)
+        exact = check_equal(enc, p0)
+
+        def timed(fn):
+            def run():
+                p = p0.clone().requires_grad_(True)
+                t0 = time.perf_counter()
+                fn(p).sum().backward()
+                dt = time.perf_counter() - t0
+                enc.inherent.grad = None
+                return dt
+            return run
+
+        times = interleave({"plain way": timed(enc.forward_plain), "shared prefix (library)": timed(enc.forward_shared)},
+                           args.repeats, warmup=args.warmup)
+        plain, shared = median(times["plain way"]), median(times["shared prefix (library)"])
+        print(f"{config}: batch {B} x {len(MAFW_CLASSES)} classes, L_p {L_p}, L_i {cfg.inherent_length}, text width "
+              f"{backbone.dims.token_dim}, {torch.get_num_threads()} threads; positions {positions(enc, B)}\n"
+              f"  class prompts fwd+bwd: plain way {plain:.4f} s, shared prefix {shared:.4f} s: x{plain / shared:.2f}\n"
+              f"  exactness {exact}")
+
+
+if __name__ == "__main__":
+    main()
