@@ -28,6 +28,13 @@ def _decode_jpegs(items: list[bytes]) -> np.ndarray:
 
 
 class EmbedStage:
+    """Image and text towers over media parts.
+
+    Per tower batch of ``frame_batch`` frames the JPEGs are decoded and preprocessed, then
+    embedded, so one batch of frames is held at a time whatever the number of clips, instead of a
+    64-clip chunk decoded, concatenated and normalised at once (benchmarks/perf, finding 4).
+    """
+
     def __init__(self, backbone: Backbone, device: str, frame_batch: int, scene: bool) -> None:
         self.backbone = backbone.to(device)
         self.device = device
@@ -35,23 +42,27 @@ class EmbedStage:
         self.scene = scene
         self.seconds: Counter[str] = Counter()
 
+    def close(self) -> None:
+        """Nothing to release (kept for callers that close the stage)."""
+
     @torch.no_grad()
     def _images(self, jpeg_lists: list[list[bytes]]) -> list[np.ndarray]:
         """Per clip: [T, E] float32 image embeddings of its T JPEGs, batched across clips."""
-        t0 = time.perf_counter()
-        frames = [_decode_jpegs(j) for j in jpeg_lists]
-        self.seconds["jpeg"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        flat = np.concatenate(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+        flat = [b for j in jpeg_lists for b in j]
+        fb = self.frame_batch
         out = []
-        for s in range(0, len(flat), self.frame_batch):
-            pixels = self.backbone.preprocess(flat[s:s + self.frame_batch]).to(self.device)
+        for s in range(0, len(flat), fb):
+            t0 = time.perf_counter()
+            frames = _decode_jpegs(flat[s:s + fb])
+            t1 = time.perf_counter()
+            self.seconds["jpeg"] += t1 - t0
+            pixels = self.backbone.preprocess(frames).to(self.device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
                 out.append(self.backbone.encode_images(pixels).float().cpu())
+            self.seconds["image tower"] += time.perf_counter() - t1
         emb = torch.cat(out).numpy() if out else np.zeros((0, self.backbone.dims.embed_dim), np.float32)
-        self.seconds["image tower"] += time.perf_counter() - t0
-        T = len(jpeg_lists[0]) if jpeg_lists else 0
-        return [emb[i * T:(i + 1) * T] for i in range(len(jpeg_lists))]
+        bounds = np.cumsum([0] + [len(j) for j in jpeg_lists])
+        return [emb[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     @torch.no_grad()
     def _texts(self, texts: list[str]) -> list[np.ndarray]:

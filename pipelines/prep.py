@@ -181,10 +181,17 @@ def _embed(opts, spec, wanted: set[str], progress, summary) -> None:
     summary.embed_done_before = len(wanted) - len(todo)
     task = progress.add_task("embed", total=len(wanted), completed=summary.embed_done_before)
     stage = EmbedStage(backbone, opts.device, opts.embed_batch, opts.scene)
-    with PartWriter(table, fspec, shard=opts.shard_name, rows_per_part=512) as writer:
-        if todo:
-            for part in iter_media(opts.out):
-                stage.run(part, todo, writer.write, lambda n: progress.advance(task, n))
+    # Large parts read fast (finding 6), but a part is buffered whole before it is written: with
+    # 8 s of audio per clip 512 rows were 131 MB plus their Arrow copy, the end-of-run peak of
+    # prep's memory (finding 4). 64 MiB bounds the buffer; without audio parts hold 4,096 rows.
+    with PartWriter(table, fspec, shard=opts.shard_name, rows_per_part=4096,
+                    max_part_bytes=64 << 20) as writer:
+        try:
+            if todo:
+                for part in iter_media(opts.out):
+                    stage.run(part, todo, writer.write, lambda n: progress.advance(task, n))
+        finally:
+            stage.close()
     summary.seconds.update({f"embed: {k}": v for k, v in stage.seconds.items()})
     summary.seconds["embed"] = time.perf_counter() - t0
 
