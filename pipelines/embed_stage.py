@@ -7,9 +7,11 @@ this stage depends on the backbone: a new backbone re-runs it alone, from the st
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -23,43 +25,71 @@ CARRIED = ("clip_id", "label", "fold", "split", "status", "status_reason", "n_so
            "n_valid_frames", "face_ratio", "audio_num_samples", "text", "text_source", "text_language")
 
 
+def _decode_jpeg(item: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(item)) as im:
+        return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+
+
 def _decode_jpegs(items: list[bytes]) -> np.ndarray:
-    return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in items])
+    return np.stack([_decode_jpeg(b) for b in items])
 
 
 class EmbedStage:
     """Image and text towers over media parts.
 
-    Per tower batch of ``frame_batch`` frames the JPEGs are decoded and preprocessed, then
-    embedded, so one batch of frames is held at a time whatever the number of clips, instead of a
-    64-clip chunk decoded, concatenated and normalised at once (benchmarks/perf, finding 4).
+    Per tower batch of ``frame_batch`` frames: the JPEGs are decoded by a small thread pool (PIL
+    releases the GIL; on a GPU the next batch's while the tower runs on this one), the uint8
+    frames go to the device and are normalised there (``Backbone.preprocess``). So at most two
+    batches of frames are held at once, whatever the number of clips, instead of a 64-clip chunk
+    decoded, concatenated and normalised at once (benchmarks/perf, findings 4 and 5).
+    ``close()`` ends the decoding threads.
     """
 
-    def __init__(self, backbone: Backbone, device: str, frame_batch: int, scene: bool) -> None:
+    def __init__(self, backbone: Backbone, device: str, frame_batch: int, scene: bool,
+                 jpeg_threads: int | None = None) -> None:
         self.backbone = backbone.to(device)
         self.device = device
         self.frame_batch = frame_batch
         self.scene = scene
         self.seconds: Counter[str] = Counter()
+        self.jpeg_threads = jpeg_threads or min(4, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
-        """Nothing to release (kept for callers that close the stage)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _submit(self, items: list[bytes]) -> list[Future]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.jpeg_threads, thread_name_prefix="jpeg")
+        return [self._pool.submit(_decode_jpeg, b) for b in items]
 
     @torch.no_grad()
     def _images(self, jpeg_lists: list[list[bytes]]) -> list[np.ndarray]:
         """Per clip: [T, E] float32 image embeddings of its T JPEGs, batched across clips."""
         flat = [b for j in jpeg_lists for b in j]
         fb = self.frame_batch
+        # On a GPU the next batch decodes while the tower runs. On a CPU the tower's OpenMP threads
+        # would share the cores with the decoding threads (finding 2: slower, not faster), so each
+        # batch is decoded by all threads first, then embedded.
+        prefetch = self.device != "cpu"
+        pending = self._submit(flat[:fb]) if prefetch and flat else []
         out = []
         for s in range(0, len(flat), fb):
             t0 = time.perf_counter()
-            frames = _decode_jpegs(flat[s:s + fb])
+            futures = pending if prefetch else self._submit(flat[s:s + fb])
+            if prefetch:
+                pending = self._submit(flat[s + fb:s + 2 * fb])
+            frames = np.stack([f.result() for f in futures])
             t1 = time.perf_counter()
-            self.seconds["jpeg"] += t1 - t0
-            pixels = self.backbone.preprocess(frames).to(self.device)
+            self.seconds["jpeg"] += t1 - t0  # decoding, or waiting for it
+            pixels = self.backbone.preprocess(frames, device=self.device)
+            t2 = time.perf_counter()
+            self.seconds["preprocess"] += t2 - t1
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
                 out.append(self.backbone.encode_images(pixels).float().cpu())
-            self.seconds["image tower"] += time.perf_counter() - t1
+            self.seconds["image tower"] += time.perf_counter() - t2
         emb = torch.cat(out).numpy() if out else np.zeros((0, self.backbone.dims.embed_dim), np.float32)
         bounds = np.cumsum([0] + [len(j) for j in jpeg_lists])
         return [emb[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

@@ -3,8 +3,10 @@
 The media table of N clips is made once (``run_prep`` media stage, T 16); then prep's own
 ``EmbedStage`` embeds it (JPEG decode, CLIP image tower over the 16 crops per clip in batches of
 256 frames, text tower over the captions), rows discarded, repeated. Also the one-off cost of
-loading the backbone, and the CPU-side work per frame before the tower (JPEG decode and
-``Backbone.preprocess``, on the CPU whatever the device), which bounds the embed stage on a GPU.
+loading the backbone, and the CPU-side work per frame before the tower (JPEG decode, serial and
+with EmbedStage's thread pool, and ``Backbone.preprocess``, now and as it was before the
+same-size resize was skipped), which bounds the embed stage on a GPU. The stage's "image tower"
+seconds no longer include preprocessing (its own "preprocess" entry).
 The embed time per clip is the cost that full prep adds to ``--media-only`` on a CPU.
 
     python benchmarks/perf/bench_embed.py [--clips 8] [--repeats 2]
@@ -21,6 +23,24 @@ from pathlib import Path
 import numpy as np
 
 from _common import MAFW_CLASSES, clip_set, interleave, median, save_section, summarize, vitb16_backbone
+
+
+def _old_preprocess(frames, s: int):
+    """Backbone.preprocess before finding 5's fix (always resized), for the side-by-side number."""
+    import torch
+    import torch.nn.functional as F
+
+    from umbenet_cli.model.backbone import CLIP_MEAN, CLIP_STD
+
+    x = torch.as_tensor(frames)
+    x = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2).float() / 255.0
+    h, w = x.shape[-2:]
+    scale = s / min(h, w)
+    nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
+    x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
+    top, left = (nh - s) // 2, (nw - s) // 2
+    x = x[..., top:top + s, left:left + s].clamp(0, 1)
+    return (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
 
 
 def main() -> None:
@@ -60,6 +80,7 @@ def main() -> None:
             t = time.perf_counter()
             for p in parts:
                 stage.run(p, todo, lambda row: None, lambda n: None)
+            stage.close()
             stages.append(dict(stage.seconds))
             return time.perf_counter() - t
 
@@ -68,25 +89,41 @@ def main() -> None:
         # The CPU-side work per frame that EmbedStage does before the tower (JPEG decode, then
         # Backbone.preprocess, both on the CPU even when --device is a GPU): it bounds the embed
         # stage's rate on any GPU, whatever the tower's speed.
-        from pipelines.embed_stage import _decode_jpegs
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pipelines.embed_stage import _decode_jpeg, _decode_jpegs
 
         jpegs = [p.crops[i].as_py() for p in parts for i in range(len(p)) if p.crops[i].is_valid]
-        tj, tp = [], []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            decoded = [_decode_jpegs(j) for j in jpegs]
-            tj.append(time.perf_counter() - t0)
-            flat = np.concatenate(decoded)
-            t0 = time.perf_counter()
-            for s0 in range(0, len(flat), 256):
-                backbone.preprocess(flat[s0:s0 + 256])
-            tp.append(time.perf_counter() - t0)
+        flat_jpegs = [b for j in jpegs for b in j]
+        tj, tjp, tp, tpo = [], [], [], []
+        with ThreadPoolExecutor(EmbedStage(backbone, "cpu", 256, False).jpeg_threads) as pool:
+            for _ in range(3):
+                t0 = time.perf_counter()
+                decoded = [_decode_jpegs(j) for j in jpegs]
+                tj.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                list(pool.map(_decode_jpeg, flat_jpegs))
+                tjp.append(time.perf_counter() - t0)
+                flat = np.concatenate(decoded)
+                t0 = time.perf_counter()
+                for s0 in range(0, len(flat), 256):
+                    backbone.preprocess(flat[s0:s0 + 256])
+                tp.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                for s0 in range(0, len(flat), 256):
+                    _old_preprocess(flat[s0:s0 + 256], backbone.dims.image_size)
+                tpo.append(time.perf_counter() - t0)
         t_jpeg, t_pre = median(tj), median(tp)
         cpu_side = {"jpeg_decode_ms_per_frame": 1000 * t_jpeg / len(flat),
+                    "jpeg_decode_pool_ms_per_frame": 1000 * median(tjp) / len(flat),
                     "preprocess_ms_per_frame": 1000 * t_pre / len(flat),
+                    "preprocess_before_ms_per_frame": 1000 * median(tpo) / len(flat),
                     "cpu_bound_frames_per_s_one_core": len(flat) / (t_jpeg + t_pre)}
-        print(f"  CPU side per frame: JPEG decode {cpu_side['jpeg_decode_ms_per_frame']:.2f} ms, preprocess "
-              f"{cpu_side['preprocess_ms_per_frame']:.2f} ms -> at most {cpu_side['cpu_bound_frames_per_s_one_core']:.0f} frames/s")
+        print(f"  CPU side per frame: JPEG decode {cpu_side['jpeg_decode_ms_per_frame']:.2f} ms "
+              f"({cpu_side['jpeg_decode_pool_ms_per_frame']:.2f} ms with EmbedStage's thread pool), preprocess "
+              f"{cpu_side['preprocess_ms_per_frame']:.2f} ms (before the same-size resize was skipped: "
+              f"{cpu_side['preprocess_before_ms_per_frame']:.2f} ms) -> at most "
+              f"{cpu_side['cpu_bound_frames_per_s_one_core']:.0f} frames/s on one core")
         sec = {k: median([s[k] for s in stages]) for k in stages[0]}
         total = median(times["embed stage (ViT-B/16, CPU)"])
         res = {"clips": args.clips, "frames": n_frames, "texts": n_texts, "repeats": args.repeats,

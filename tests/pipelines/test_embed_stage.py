@@ -1,5 +1,5 @@
-"""The embed stage per tower batch, and prep's tables against the code paths they replaced (kept
-here as references)."""
+"""The embed stage per tower batch, Backbone.preprocess without the same-size resize, and prep's
+tables against the code paths they replaced (kept here as references)."""
 from __future__ import annotations
 
 import functools
@@ -19,7 +19,7 @@ from pipelines.prep import run_prep
 from pipelines.prep_options import PrepOptions
 from tests.pipelines.prep_fixtures import CLASSES, small_manifest
 from umbenet_cli.data.cache_io import iter_media, read_features, read_media
-from umbenet_cli.model.backbone import CLIP_MEAN, CLIP_STD, load_backbone
+from umbenet_cli.model.backbone import CLIP_MEAN, CLIP_STD, Backbone, load_backbone
 from umbenet_cli.model.config import TINY_BACKBONE, UMBEnetConfig
 
 
@@ -60,16 +60,47 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
+def tiny224(tiny):
+    """The tiny CLIP with a 224-px image tower (prep's crop size): the no-resize path."""
+    from transformers import CLIPModel
+
+    from umbenet_cli.model.tiny_backbone import tiny_clip_config
+
+    cfg = tiny_clip_config()
+    cfg.vision_config.image_size, cfg.vision_config.patch_size = 224, 32
+    torch.manual_seed(0)
+    return Backbone("tiny-224", CLIPModel(cfg), tiny.tokenizer)
+
+
+@pytest.fixture(scope="module")
 def crops(sample_cache):
     part = next(iter(iter_media(sample_cache)))
     return [part.crops[i].as_py() for i in range(len(part.clip_ids)) if part.crops[i].is_valid][:12]
 
 
+# ----------------------------------------------------------------------------- preprocess
+def test_preprocess_at_target_size_skips_the_resize_same_values(tiny224):
+    frames = np.random.default_rng(0).integers(0, 256, (2, 3, 224, 224, 3), dtype=np.uint8)
+    before = frames.copy()
+    new = tiny224.preprocess(frames)
+    assert new.shape == (2, 3, 3, 224, 224) and new.dtype == torch.float32 and new.is_contiguous()
+    torch.testing.assert_close(new, old_preprocess(frames, 224), rtol=0, atol=1e-6)
+    torch.testing.assert_close(tiny224.preprocess(torch.from_numpy(frames), device="cpu"), new, rtol=0, atol=0)
+    assert np.array_equal(frames, before)  # the input is not normalised in place
+
+
+@pytest.mark.parametrize("shape", [(4, 90, 160, 3), (2, 224, 224, 3), (1, 31, 33, 3)])
+def test_preprocess_with_resize_unchanged(tiny, shape):
+    frames = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    torch.testing.assert_close(tiny.preprocess(frames), old_preprocess(frames, tiny.dims.image_size), rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------- embed stage
+@pytest.mark.parametrize("which", ["tiny", "tiny224"])
 @pytest.mark.parametrize("frame_batch", [7, 256])  # 7: batches cross clip boundaries
-def test_images_per_batch_equal_the_chunk_path(tiny, crops, frame_batch):
-    backbone = tiny
-    stage = EmbedStage(backbone, "cpu", frame_batch, scene=False)
+def test_images_per_batch_equal_the_chunk_path(request, crops, which, frame_batch):
+    backbone = request.getfixturevalue(which)
+    stage = EmbedStage(backbone, "cpu", frame_batch, scene=False, jpeg_threads=3)
     try:
         new = stage._images(crops)
         old = old_images(stage, crops)
@@ -78,9 +109,16 @@ def test_images_per_batch_equal_the_chunk_path(tiny, crops, frame_batch):
             assert a.shape == b.shape == (len(crops[0]), backbone.dims.embed_dim)
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
         assert stage._images([]) == []
-        assert {"jpeg", "image tower"} <= set(stage.seconds)
+        assert {"jpeg", "preprocess", "image tower"} <= set(stage.seconds)
     finally:
         stage.close()
+
+
+def test_grayscale_jpeg_decodes_as_rgb():
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(buf, format="JPEG")
+    img = embed_stage._decode_jpeg(buf.getvalue())
+    assert img.shape == (8, 8, 3) and img.dtype == np.uint8
 
 
 # ----------------------------------------------------------------------------- prep end to end
