@@ -55,8 +55,16 @@ def describe_model(preset: str = "default", overrides: dict[str, str] | None = N
                   f"query={cfg.pool.query} balance={cfg.pool.balance} enabled={cfg.pool.enabled}; "
                   f"inherent tokens {cfg.inherent_length}")
     C, B = len(cfg.classes), cfg.optim.batch_size
-    console.print(f"[bold]class-prompt pass[/] {B} clips x {C} classes = {B * C} text-tower sequences "
-                  f"of {int(model.class_prompts.eos_pos.max()) + 1} tokens per training step")
+    enc = model.class_prompts
+    plain_len = int(enc.eos_pos.max()) + 1
+    if enc.shared_prefix:
+        prefix = 1 + (cfg.pool.length if cfg.pool.enabled else 0) + cfg.inherent_length
+        console.print(f"[bold]class-prompt pass[/] shared prefix: {B} text-tower sequences a training step, one "
+                      f"per clip, of {prefix} shared + {enc.packed.shape[0]} class positions (the plain way: "
+                      f"{B} clips x {C} classes = {B * C} sequences of {plain_len})")
+    else:
+        console.print(f"[bold]class-prompt pass[/] {B} clips x {C} classes = {B * C} text-tower sequences "
+                      f"of {plain_len} tokens per training step")
     console.print(parameter_table(model))
     console.print_json(cfg.to_json())
     return model
