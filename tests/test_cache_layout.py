@@ -208,3 +208,81 @@ def test_scatter_views_each_chunk_in_place() -> None:
             want = np.empty_like(out)
             want[dest] = expected[src]
             assert out.tobytes() == want.tobytes()
+
+
+def test_tensor_pages_are_copied_straight_from_the_mapped_file(tmp_path: Path, monkeypatch) -> None:
+    """PartWriter's parts take the page reader (no Arrow decode of the tensors), nulls included."""
+    import umbenet_cli.data.cache_read as cache_read
+
+    spec = make_spec(scene=True)
+    rows = list(rows_of(spec, 40).values())
+    ref = read_features(write(tmp_path / "one", spec, rows))
+    write(tmp_path / "many", spec, rows[::-1], rows_per_part=7)
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("a tensor column went through Arrow")
+
+    monkeypatch.setattr(cache_read, "_scatter", no_decode)
+    assert_same(ref, read_features(tmp_path / "many"))
+
+
+@pytest.mark.parametrize("options, plain", [
+    ({"data_page_version": "2.0"}, True),
+    ({"data_page_size": 1, "write_batch_size": 3}, True),  # pages of 3 rows, nulls inside
+    ({"data_page_version": "2.0", "data_page_size": 1, "write_batch_size": 2}, True),
+    ({"row_group_size": 8}, True),
+    ({"compression": "zstd"}, False),
+    ({"use_dictionary": True}, False),
+])
+def test_parts_written_with_other_settings(tmp_path: Path, options: dict, plain: bool) -> None:
+    """Other Parquet layouts read the same: through the page reader where it applies, through
+    Arrow otherwise."""
+    import pyarrow as pa
+
+    from umbenet_cli.data.cache_read import _NotPlain, _plain_pages
+
+    spec = make_spec()
+    rows = list(rows_of(spec, 45).values())
+    ref = read_features(write(tmp_path / "ref", spec, rows))
+    table = pq.read_table(list_parts(features_dir(tmp_path / "ref"))[0].path)
+    folder = features_dir(tmp_path / "other")
+    folder.mkdir(parents=True)
+    shuffled = table.take(np.random.default_rng(2).permutation(45))  # not the zero-copy path
+    path = folder / "part-0-of-1-00000001-0000abcd.parquet"
+    pq.write_table(shuffled, path, **{**write_options(table.schema), **options})
+    assert_same(ref, read_features(tmp_path / "other"))
+    mapped = pa.memory_map(str(path))
+    file_bytes = memoryview(mapped.read_buffer(mapped.size()))
+    metadata = pq.read_metadata(path)
+    for name, width in (("frame_emb", 64), ("audio", 64), ("text_emb", 16)):
+        if plain:
+            pages = _plain_pages(file_bytes, metadata, name, width)
+            assert sum(p.n for p in pages) == 45
+        else:
+            with pytest.raises(_NotPlain):
+                _plain_pages(file_bytes, metadata, name, width)
+
+
+@pytest.mark.skipif(not hasattr(os, "preadv"), reason="needs os.preadv")
+def test_pread_into_handles_short_reads_and_reports_a_cut_file(tmp_path: Path, monkeypatch) -> None:
+    import umbenet_cli.data.cache_read as cache_read
+
+    data = bytes(range(256)) * 4
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    real = os.preadv
+
+    def short(fd, buffers, offset):  # the kernel may return fewer bytes than asked
+        return real(fd, [memoryview(buffers[0])[:7]], offset)
+
+    views = [np.zeros(10, np.uint8), np.zeros(3, np.uint8), np.zeros(30, np.uint8)]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        monkeypatch.setattr(cache_read.os, "preadv", short)
+        cache_read._pread_into(fd, views, 100)
+        assert np.concatenate(views).tobytes() == data[100:143]
+        monkeypatch.setattr(cache_read.os, "preadv", real)
+        with pytest.raises(CacheError, match="ended early"):
+            cache_read._pread_into(fd, [np.zeros(50, np.uint8)], len(data) - 10)
+    finally:
+        os.close(fd)
