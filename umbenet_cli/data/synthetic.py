@@ -4,9 +4,17 @@ Each clip of class c gets, independently per modality m (given the class):
 
     video  frame_emb[t] = s_v · mu_v[c] + e  + 0.1 · e_t       e, e_t ~ N(0, I_D)
     text   text_emb     = s_t · mu_t[c] + e                    e ~ N(0, I_D)
-    audio  waveform     = 0.2 · (s_a · sin(2 pi f_c t + phi) + n)   f_c per class, n ~ N(0, 1)
+    audio  latent a     = s_a · mu_a[c] + e                    e ~ N(0, I_K), K = AUDIO_BANDS
+           waveform     = sum_k A0 · exp(a_k / 2) · sin(2 pi f_k t + phi_k) + floor · n
+                          (f_k: K fixed tones on the mel scale, phi_k uniform, n ~ N(0, 1))
 
-with unit-norm class means mu, so s_m is the signal-to-noise ratio of modality m. Modalities go
+with unit-norm class means mu, so s_m is the signal-to-noise ratio of modality m. Audio carries its
+class information as log band energies (the power of tone k is A0²/2 · exp(a_k)), the kind of cue a
+log-mel front end can pick up; the latent is recoverable from the waveform (tones at whole Hz are
+orthogonal over whole seconds, and the noise floor is ~40 dB below the weakest tone), so the
+Gaussian likelihood of the recovered latent is the Bayes-optimal audio likelihood up to that
+recovery error (an estimate, and an upper bound on what any classifier of the waveform can do
+only approximately: see ``audio_latent``). Modalities go
 missing at given rates, and text is always missing for a class named "neutral" (as in MAFW). The
 table has the same schema as ``umbenet prep`` writes, so training and evaluation read it unchanged.
 Used by tests (a learnable problem) and by the controlled benchmark.
@@ -35,32 +43,60 @@ class SyntheticSpec:
     seed: int = 0
 
 
-AUDIO_SCALE = 0.2
+AUDIO_BANDS = 16  # K: dimension of the audio latent, one tone per band
+AUDIO_A0 = 0.01  # tone amplitude at a_k = 0
+AUDIO_GAIN = 1.0  # log-amplitude per unit of latent: tone k has amplitude A0·exp(GAIN·a_k)
+AUDIO_FLOOR = 0.0005  # std of the white noise floor
 
 
-def class_frequencies(n_classes: int) -> np.ndarray:
-    """One tone per class (Hz), well apart and below 8 kHz."""
-    return 200.0 * 1.25 ** np.arange(n_classes)
+def band_frequencies(k: int = AUDIO_BANDS) -> np.ndarray:
+    """K tone frequencies (whole Hz), evenly spaced on the mel scale from 300 Hz to 5 kHz."""
+    mel = np.linspace(2595 * np.log10(1 + 300 / 700), 2595 * np.log10(1 + 5000 / 700), k)
+    return np.round(700 * (10 ** (mel / 2595) - 1))
+
+
+def render_audio(latent: np.ndarray, seconds: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Waveform [S] from an audio latent [K]: tone k at amplitude A0·exp(GAIN·a_k), random phase, plus
+    the noise floor; clipped to [-1, 1] (reached only for latents far out in the tails)."""
+    S = int(round(seconds * sample_rate))
+    t = np.arange(S) / sample_rate
+    phases = rng.uniform(0, 2 * np.pi, len(latent))
+    amps = AUDIO_A0 * np.exp(AUDIO_GAIN * latent)
+    wave = (amps[:, None] * np.sin(2 * np.pi * band_frequencies(len(latent))[:, None] * t[None] + phases[:, None])).sum(0)
+    return np.clip(wave + AUDIO_FLOOR * rng.standard_normal(S), -1, 1)
+
+
+def audio_latent(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Recover the latent [N, K] from waveforms [N, S] (zero padding after a clip's end is harmless
+    only if S covers whole seconds of real audio, as the generator writes): the amplitude of tone k
+    is 2|sum_n x_n e^{-i w_k n}| / S, and a_k = log(amplitude / A0) / GAIN."""
+    x = np.asarray(audio, dtype=np.float64)
+    S = x.shape[1]
+    t = np.arange(S) / sample_rate
+    basis = np.exp(-2j * np.pi * band_frequencies()[:, None] * t[None, :])  # [K, S]
+    amp = 2 * np.abs(x @ basis.T) / S
+    return np.log(np.maximum(amp, 1e-12) / AUDIO_A0) / AUDIO_GAIN
 
 
 def class_means(spec: SyntheticSpec) -> dict[str, np.ndarray]:
-    """Unit-norm class means per embedded modality, [C, D] each (fixed by the seed)."""
+    """Unit-norm class means per modality: video and text [C, D], audio [C, K] (fixed by the seed)."""
     rng = np.random.default_rng([spec.seed, 1])
     out = {}
     for m in ("video", "text"):
         mu = rng.standard_normal((len(spec.classes), spec.embed_dim))
         out[m] = mu / np.linalg.norm(mu, axis=1, keepdims=True)
+    mu = np.random.default_rng([spec.seed, 3]).standard_normal((len(spec.classes), AUDIO_BANDS))
+    out["audio"] = mu / np.linalg.norm(mu, axis=1, keepdims=True)
     return out
 
 
 def write_synthetic_cache(out: str | Path, spec: SyntheticSpec, backbone: str, fingerprint: str) -> Path:
     """Write a features table to ``out``; returns the cache folder."""
-    rng = np.random.default_rng([spec.seed, 2])
+    rng = np.random.default_rng([spec.seed, 2])  # missing flags, video, text
+    rng_audio = np.random.default_rng([spec.seed, 4])  # audio: its own stream, so that video and text do not depend on it
     means = class_means(spec)
     C, T, D = len(spec.classes), spec.num_frames, spec.embed_dim
     S = int(round(spec.audio_seconds * spec.sample_rate))
-    t = np.arange(S) / spec.sample_rate
-    freqs = class_frequencies(C)
     cspec = CacheSpec(dataset="synthetic", classes=tuple(spec.classes), num_frames=T,
                       audio_seconds=spec.audio_seconds, sample_rate=spec.sample_rate,
                       sampling="synthetic", embed_dim=D, backbone=backbone, backbone_fingerprint=fingerprint)
@@ -76,8 +112,8 @@ def write_synthetic_cache(out: str | Path, spec: SyntheticSpec, backbone: str, f
             frame = spec.signal["video"] * means["video"][c] + rng.standard_normal(D)
             frames = frame[None] + 0.1 * rng.standard_normal((T, D))
             text = spec.signal["text"] * means["text"][c] + rng.standard_normal(D)
-            wave = spec.signal["audio"] * np.sin(2 * np.pi * freqs[c] * t + rng.uniform(0, 2 * np.pi))
-            wave = np.clip(AUDIO_SCALE * (wave + rng.standard_normal(S)), -1, 1)  # clipping: beyond 4.5 sigma
+            latent = spec.signal["audio"] * means["audio"][c] + rng_audio.standard_normal(AUDIO_BANDS)
+            wave = render_audio(latent, spec.audio_seconds, spec.sample_rate, rng_audio)
             reasons = [f"{m}: synthetic missing" for m, h in has.items() if not h]
             writer.write({
                 "clip_id": f"syn{i:06d}", "label": c, "fold": 1 + (i // C) % spec.folds,
@@ -100,8 +136,9 @@ def bayes_log_likelihoods(table, spec: SyntheticSpec) -> np.ndarray:
 
     video: the frame mean is s_v mu_c + noise with covariance (1 + 0.01/T) I.
     text:  s_t mu_c + N(0, I).
-    audio: a tone of known frequency and unknown uniform phase in white noise: the likelihood
-           is I0(A R_c / sigma^2) up to class-independent terms, R_c = |sum_n x_n e^{-i w_c n}|.
+    audio: s_a mu_c + N(0, I_K) on the latent recovered from the waveform (``audio_latent``); the
+           recovery error is tiny against the unit latent noise, so this is the Bayes likelihood
+           to a close approximation (an estimate, not an exact bound).
     """
     means = class_means(spec)
     C, T = len(spec.classes), spec.num_frames
@@ -111,13 +148,9 @@ def bayes_log_likelihoods(table, spec: SyntheticSpec) -> np.ndarray:
     out[:, 0] = -((xv[:, None, :] - spec.signal["video"] * means["video"][None]) ** 2).sum(-1) / (2 * var_v)
     xt = table.text_emb.astype(np.float64)
     out[:, 2] = -((xt[:, None, :] - spec.signal["text"] * means["text"][None]) ** 2).sum(-1) / 2
-    S = table.audio.shape[1]
-    t = np.arange(S) / spec.sample_rate
-    basis = np.exp(-2j * np.pi * class_frequencies(C)[:, None] * t[None, :])  # [C, S]
-    R = np.abs(table.audio.astype(np.float64) @ basis.T)  # [N, C]
-    amp, sigma = AUDIO_SCALE * spec.signal["audio"], AUDIO_SCALE
-    z = amp * R / sigma ** 2
-    out[:, 1] = np.where(z < 50, np.log(np.i0(np.minimum(z, 50))), z - 0.5 * np.log(2 * np.pi * np.maximum(z, 1e-9)))
+    xa = audio_latent(table.audio, spec.sample_rate)
+    out[:, 1] = -((xa[:, None, :] - spec.signal["audio"] * means["audio"][None]) ** 2).sum(-1) / 2
+    out[~table.presence[:, 1], 1] = 0.0
     return out
 
 
