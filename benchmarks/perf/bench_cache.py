@@ -2,21 +2,27 @@
 
 A features table at MAFW scale (10,045 clips, rounded to 10,000 here, x T 16 x D 768 float16
 frame embeddings = 246 MB, plus a 768-d text embedding per clip) is written with the cache's own
-``PartWriter`` in three layouts:
+``PartWriter`` in these layouts:
 
-- ``prep``: one writer, rows in clip order, 512 rows per part (what prep's embed stage writes);
-- ``4 shards``: four writers (``--shard i/4``), clips spread by prep's shard hash, so the read
-  must put rows back in clip order;
+- ``prep``: one writer, rows in clip order, parts bounded by 64 MB (``rows_per_part=4096,
+  max_part_bytes=64 << 20``: what prep's embed stage writes now; 4 parts here);
+- ``4 shards``: four writers (``--shard i/4``) with the same bounds, clips spread by prep's shard
+  hash, so the read must put rows back in clip order;
+- ``old prep``: the layout prep wrote before, 512 rows per part (20 parts here);
 - ``1 part``: a single part (the zero-copy path).
 
-``read_features`` of each (``frame_emb`` alone, and every column) is timed against ``numpy.load``
-(and ``one_pass_read``, a prototype of the proposed fix, on the prep layout)
-of the same float16 array from an .npy file, all files warm in the page cache, interleaved and
-repeated. Throughput = frame_emb bytes / seconds (the "all columns" variant also reads the text
-embeddings and metadata, counted in its bytes). Audio is left out of the table here (null): with
-8 s of float16 audio per clip it would add 2.6 GB that read the same way (``--audio`` adds it).
+``read_features`` of each (``frame_emb`` alone, and every column on ``prep``) is timed against
+``numpy.load`` of the same float16 array from an .npy file, all files warm in the page cache,
+interleaved and repeated; ``one_pass_read`` (the prototype of finding 6, which the library's
+reader now goes beyond: its tensor pages are read straight into the result, no Arrow decode) and
+pyarrow's own floor are timed beside them. Throughput = frame_emb bytes / seconds (the "all
+columns" variant also reads the text embeddings and metadata, counted in its bytes). Audio is
+left out of the table here (null): with 8 s of float16 audio per clip it would add 2.6 GB that
+read the same way (``--audio`` adds a table with audio, in the prep layout). Each call's process
+CPU time (all threads) is recorded beside its wall time: on a shared machine it moves less with
+the other jobs' load than the wall time does. ``--no-save`` prints without touching results.json.
 
-    python benchmarks/perf/bench_cache.py [--clips 10000] [--repeats 5] [--audio]
+    python benchmarks/perf/bench_cache.py [--clips 10000] [--repeats 5] [--audio] [--no-save]
 """
 from __future__ import annotations
 
@@ -31,6 +37,15 @@ import numpy as np
 from _common import interleave, median, save_section, summarize
 
 
+# name -> (shards, rows_per_part, max_part_bytes); None: every clip in one part.
+LAYOUTS = {
+    "prep": (1, 4096, 64 << 20),
+    "4 shards": (4, 4096, 64 << 20),
+    "old prep": (1, 512, 1 << 40),
+    "1 part": (1, None, 1 << 40),
+}
+
+
 def write_table(folder: Path, frames: np.ndarray, text: np.ndarray, audio_s: float, layout: str) -> Path:
     from pipelines.prep_options import in_shard
     from umbenet_cli.data.cache_io import CacheSpec, PartWriter, features_dir
@@ -43,11 +58,10 @@ def write_table(folder: Path, frames: np.ndarray, text: np.ndarray, audio_s: flo
     S = int(round(audio_s * 16000)) if audio_s else 0
     wave = (0.1 * np.sin(np.arange(S) / 7.0)).astype(np.float32) if audio_s else None
     ids = [f"{i:05d}" for i in range(N)]
-    shards = [(0, 1)] if layout != "4 shards" else [(i, 4) for i in range(4)]
-    rows_per_part = N if layout == "1 part" else 512
-    for shard in shards:
-        with PartWriter(features_dir(folder), spec, shard=f"{shard[0]}/{shard[1]}", rows_per_part=rows_per_part,
-                        max_part_bytes=1 << 40) as w:
+    n_shards, rows_per_part, max_bytes = LAYOUTS[layout]
+    for shard in [(i, n_shards) for i in range(n_shards)]:
+        with PartWriter(features_dir(folder), spec, shard=f"{shard[0]}/{shard[1]}", rows_per_part=rows_per_part or N,
+                        max_part_bytes=max_bytes) as w:
             for i, cid in enumerate(ids):
                 if not in_shard(cid, shard):
                     continue
@@ -58,8 +72,9 @@ def write_table(folder: Path, frames: np.ndarray, text: np.ndarray, audio_s: flo
 
 
 def one_pass_read(cache: Path, N: int, T: int, D: int, threads: int = 2) -> np.ndarray:
-    """Prototype of the proposed reader fix (benchmark code, frame_emb only, parts in clip order as
-    prep writes them): each part opened once (``ParquetFile``, memory-mapped), its light and heavy
+    """The prototype of finding 6, kept to compare with the library's reader (benchmark code,
+    frame_emb only, parts in clip order as prep writes them, no spec check, no dedup, 3 of the 16
+    metadata columns): each part opened once (``ParquetFile``, memory-mapped), its light and heavy
     columns read in that one call, and its rows copied into the result in the same worker thread."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -81,39 +96,58 @@ def one_pass_read(cache: Path, N: int, T: int, D: int, threads: int = 2) -> np.n
     return out
 
 
-def breakdown(cache: Path, N: int, T: int, D: int, repeats: int) -> dict:
-    """Where ``read_features`` spends its time on the prep layout, its steps redone one by one
-    (serially, with the library's own helpers), medians in ms."""
+def with_cpu_time(variants: dict, cpu: dict[str, list[float]]) -> dict:
+    """``variants`` that also append the process CPU time of each call to ``cpu[name]`` (the
+    wall time is still taken by ``interleave``)."""
+    def timed(name, fn):
+        def run():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            cpu.setdefault(name, []).append(time.process_time() - c0)
+            return time.perf_counter() - t0
+        return run
+    return {name: timed(name, fn) for name, fn in variants.items()}
+
+
+def breakdown(cache: Path, repeats: int) -> dict:
+    """Where ``read_features(columns=["frame_emb"])`` spends its time, its steps redone one by one
+    (serially, on one thread, with the library's own helpers), medians in ms."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from umbenet_cli.data import cache_read as cr
-    from umbenet_cli.data.cache_parts import list_parts
-    from umbenet_cli.data.cache_schema import table_schema, tensor_shapes
+    from umbenet_cli.data.cache_parts import plan_rows
+    from umbenet_cli.data.cache_schema import tensor_shapes
 
     table_dir = cache / "features"
     parts, spec = cr._open(table_dir, "features")
     light, _ = cr._columns("features", spec, ["frame_emb"])
-    steps = {"open parts + specs (_open)": [], "light columns, all parts": [], "frame_emb column, all parts": [],
-             "scatter into a fresh array (_scatter)": []}
+    shape = tensor_shapes("features", spec)["frame_emb"]
+    width = 2 * int(np.prod(shape))
+    steps = {"open: spec check + footer + clip ids (_open, pool)": [], "row plan (plan_rows)": [],
+             "metadata columns through Arrow, memory-mapped": [], "page headers (_plain_pages)": [],
+             "frame_emb pages read into a fresh result (_scatter_pages)": []}
     for _ in range(repeats):
         t0 = time.perf_counter()
-        cr._open(table_dir, "features")
+        parts, spec = cr._open(table_dir, "features")
         t1 = time.perf_counter()
-        [pq.read_table(p.path, columns=light) for p in parts]
+        plan = plan_rows([p.ids for p in parts])
         t2 = time.perf_counter()
-        cols = [pq.read_table(p.path, columns=["frame_emb"]).column(0) for p in parts]
+        maps = [pa.memory_map(str(p.name.path)) for p in parts]
+        metas = [pq.ParquetFile(m, metadata=p.metadata).read(columns=light, use_threads=False)
+                 for m, p in zip(maps, parts)]
         t3 = time.perf_counter()
-        out = np.empty((N, T, D), np.float16)
-        pos = 0
-        for c in cols:
-            n = len(c)
-            cr._scatter(c, (T, D), np.arange(n), np.arange(pos, pos + n), out)
-            pos += n
+        pages = [cr._plain_pages(memoryview(m.read_buffer(m.size())), p.metadata, "frame_emb", width)
+                 for m, p in zip(maps, parts)]
         t4 = time.perf_counter()
-        for k, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+        out = np.empty((plan.n, *shape), np.float16)
+        for k, (m, pg) in enumerate(zip(maps, pages)):
+            cr._scatter_pages(m.fileno(), pg, plan.src[k], plan.dest[k], out)
+        t5 = time.perf_counter()
+        for k, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             steps[k].append(1000 * dt)
-        del cols, out
-    return {k: round(median(v), 1) for k, v in steps.items()}
+        del metas, pages, maps, out
+    return {"parts": len(parts), **{k: round(median(v), 1) for k, v in steps.items()}}
 
 
 def main() -> None:
@@ -121,8 +155,12 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--audio", action="store_true", help="also a table with 8 s of audio per clip")
+    ap.add_argument("--no-save", action="store_true", help="print only; leave results.json alone")
     args = ap.parse_args()
 
+    import pyarrow.parquet as pq
+
+    from umbenet_cli.data.cache_parts import list_parts
     from umbenet_cli.data.cache_read import read_features
 
     N, T, D = args.clips, 16, 768
@@ -135,43 +173,55 @@ def main() -> None:
         npy = tmp / "frame_emb.npy"
         np.save(npy, frames)
         nbytes = frames.nbytes
-        layouts = ["prep", "4 shards", "1 part"]
-        caches = {}
-        for layout in layouts:
+        caches, n_parts = {}, {}
+        for layout in LAYOUTS:
             t0 = time.perf_counter()
             caches[layout] = write_table(tmp / layout.replace(" ", "_"), frames, text, 0.0, layout)
-            print(f"cache: wrote {N} clips as '{layout}' in {time.perf_counter() - t0:.1f} s")
-        check = read_features(caches["4 shards"], columns=["frame_emb"])
-        assert np.array_equal(check.frame_emb, frames), "read_features returned other values"
-        del check
+            n_parts[layout] = len(list_parts(caches[layout] / "features"))
+            print(f"cache: wrote {N} clips as '{layout}' ({n_parts[layout]} parts) in {time.perf_counter() - t0:.1f} s")
+        for layout in ("4 shards", "old prep"):
+            check = read_features(caches[layout], columns=["frame_emb"])
+            assert np.array_equal(check.frame_emb, frames), f"read_features returned other values ({layout})"
+            del check
 
         def np_load():
             return np.load(npy)
 
         variants = {"numpy.load (reference)": np_load}
-        for layout in layouts:
-            variants[f"read_features frame_emb, {layout}"] = (lambda c: lambda: read_features(c, columns=["frame_emb"]))(caches[layout])
+        for layout in LAYOUTS:
+            variants[f"read_features frame_emb, {layout} ({n_parts[layout]} parts)"] = (
+                (lambda c: lambda: read_features(c, columns=["frame_emb"]))(caches[layout]))
         variants["read_features all columns, prep"] = lambda: read_features(caches["prep"])
-        assert np.array_equal(one_pass_read(caches["prep"], N, T, D), frames)
-        variants["prototype fix: one mmap read per part, prep"] = lambda: one_pass_read(caches["prep"], N, T, D)
-        import pyarrow.parquet as pq
-
+        assert np.array_equal(one_pass_read(caches["old prep"], N, T, D), frames)
+        variants["prototype one_pass_read, old prep"] = lambda: one_pass_read(caches["old prep"], N, T, D)
         part1 = next((caches["1 part"] / "features").glob("part-*.parquet"))
         variants["pyarrow floor: pq.read_table frame_emb, 1 part, memory_map"] = (
             lambda: pq.read_table(part1, columns=["frame_emb"], memory_map=True))
-        times = interleave(variants, args.repeats, warmup=1)
+        cpu: dict[str, list[float]] = {}
+        times = interleave(with_cpu_time(variants, cpu), args.repeats, warmup=1)
+        cpu = {k: v[1:] for k, v in cpu.items()}  # drop the warm-up round
         gbps = {k: nbytes / median(v) / 1e9 for k, v in times.items()}
         ref = median(times["numpy.load (reference)"])
+        ref_cpu = median(cpu["numpy.load (reference)"])
         out["frame_emb"] = {
             "clips": N, "T": T, "D": D, "bytes": nbytes, "repeats": args.repeats, "times": summarize(times),
+            "parts": n_parts, "layouts": {k: {"shards": v[0], "rows_per_part": v[1] or N, "max_part_bytes": v[2]}
+                                          for k, v in LAYOUTS.items()},
             "GB_per_s": gbps,
             "fraction_of_numpy_load_speed": {k: ref / median(v) for k, v in times.items()},
-            "note": "GB/s counts the frame_emb bytes only (the 'all columns' variant reads text_emb too: +6%)",
+            "cpu_s_median": {k: median(v) for k, v in cpu.items()},
+            "fraction_of_numpy_load_cpu_time": {k: ref_cpu / median(v) for k, v in cpu.items()},
+            "note": "GB/s counts the frame_emb bytes only (the 'all columns' variant reads text_emb too: +6%); "
+                    "cpu = process CPU seconds of the call (all threads), less sensitive than wall time to "
+                    "other jobs on a shared machine; numpy.load's ratio over the variant's",
         }
         for k, v in gbps.items():
-            print(f"  {k}: {v:.2f} GB/s ({ref / median(times[k]):.2f} of numpy.load)")
-        out["frame_emb"]["read_features_breakdown_ms"] = breakdown(caches["prep"], N, T, D, args.repeats)
-        print(f"  read_features steps (prep layout, serial, ms): {out['frame_emb']['read_features_breakdown_ms']}")
+            print(f"  {k}: {v:.2f} GB/s ({ref / median(times[k]):.2f} of numpy.load; CPU time "
+                  f"{1000 * median(cpu[k]):.1f} ms, {ref_cpu / median(cpu[k]):.2f} of numpy.load's)")
+        out["frame_emb"]["read_features_breakdown_ms"] = bd = {
+            layout: breakdown(caches[layout], args.repeats) for layout in ("prep", "old prep")}
+        for layout, steps in bd.items():
+            print(f"  read_features steps ({layout}, serial, ms): {steps}")
 
         if args.audio:
             S = 8 * 16000
@@ -184,20 +234,23 @@ def main() -> None:
             def np_all():
                 return [np.load(tmp / f"all_{k}.npy") for k in ("frame_emb", "audio", "text_emb")]
 
+            parts_a = len(list_parts(cache_a / "features"))
+            name_a = f"read_features all columns, prep ({parts_a} parts of <= 64 MB), 8 s audio"
             times = interleave({"numpy.load of the 3 arrays, 3 .npy files (reference)": np_all,
-                                "read_features all columns, prep, 8 s audio": lambda: read_features(cache_a)},
+                                name_a: lambda: read_features(cache_a)},
                                max(3, args.repeats // 2), warmup=1)
             ref = median(times["numpy.load of the 3 arrays, 3 .npy files (reference)"])
             out["with_audio"] = {
-                "clips": N, "bytes": total, "times": summarize(times),
+                "clips": N, "bytes": total, "parts": parts_a, "times": summarize(times),
                 "GB_per_s": {k: total / median(v) / 1e9 for k, v in times.items()},
                 "fraction_of_numpy_load_speed": {k: ref / median(v) for k, v in times.items()},
             }
             for k, v in out["with_audio"]["GB_per_s"].items():
-                print(f"  {k}: {v:.2f} GB/s")
+                print(f"  {k}: {v:.2f} GB/s ({out['with_audio']['fraction_of_numpy_load_speed'][k]:.2f} of numpy.load)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    save_section("cache", out)
+    if not args.no_save:
+        save_section("cache", out)
 
 
 if __name__ == "__main__":
