@@ -8,9 +8,9 @@ columns straight from the file into the preallocated result rows (``preadv``: on
 ``numpy.load`` does; PartWriter stores them PLAIN and uncompressed, and a part stored otherwise is
 decoded by Arrow and copied). When the table is one part already in order with no duplicates the
 tensors are instead views over Arrow's decoded buffers (no second copy). Peak memory: the result
-and the metadata, plus a decoded part per reader thread where Arrow decodes. Each part costs a few footer parses and a metadata read (~1 ms), so fewer,
-larger parts read faster. A null (missing modality) reads as zeros and its presence flag is
-False; use the flag, never the zeros.
+and the metadata, plus a decoded part per reader thread where Arrow decodes. Each part costs a
+few footer parses and a metadata read (~1-2 ms), so fewer, larger parts read faster. A null
+(missing modality) reads as zeros and its presence flag is False; use the flag, never the zeros.
 """
 from __future__ import annotations
 
