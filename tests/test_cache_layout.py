@@ -240,7 +240,7 @@ def test_parts_written_with_other_settings(tmp_path: Path, options: dict, plain:
     Arrow otherwise."""
     import pyarrow as pa
 
-    from umbenet_cli.data.cache_read import _NotPlain, _plain_pages
+    from umbenet_cli.data.parquet_pages import NotPlain, plain_pages
 
     spec = make_spec()
     rows = list(rows_of(spec, 45).values())
@@ -257,16 +257,16 @@ def test_parts_written_with_other_settings(tmp_path: Path, options: dict, plain:
     metadata = pq.read_metadata(path)
     for name, width in (("frame_emb", 64), ("audio", 64), ("text_emb", 16)):
         if plain:
-            pages = _plain_pages(file_bytes, metadata, name, width)
+            pages = plain_pages(file_bytes, metadata, name, width)
             assert sum(p.n for p in pages) == 45
         else:
-            with pytest.raises(_NotPlain):
-                _plain_pages(file_bytes, metadata, name, width)
+            with pytest.raises(NotPlain):
+                plain_pages(file_bytes, metadata, name, width)
 
 
 @pytest.mark.skipif(not hasattr(os, "preadv"), reason="needs os.preadv")
 def test_pread_into_handles_short_reads_and_reports_a_cut_file(tmp_path: Path, monkeypatch) -> None:
-    import umbenet_cli.data.cache_read as cache_read
+    import umbenet_cli.data.parquet_pages as parquet_pages
 
     data = bytes(range(256)) * 4
     path = tmp_path / "f.bin"
@@ -279,11 +279,11 @@ def test_pread_into_handles_short_reads_and_reports_a_cut_file(tmp_path: Path, m
     views = [np.zeros(10, np.uint8), np.zeros(3, np.uint8), np.zeros(30, np.uint8)]
     fd = os.open(path, os.O_RDONLY)
     try:
-        monkeypatch.setattr(cache_read.os, "preadv", short)
-        cache_read._pread_into(fd, views, 100)
+        monkeypatch.setattr(parquet_pages.os, "preadv", short)
+        parquet_pages.pread_into(fd, views, 100)
         assert np.concatenate(views).tobytes() == data[100:143]
-        monkeypatch.setattr(cache_read.os, "preadv", real)
+        monkeypatch.setattr(parquet_pages.os, "preadv", real)
         with pytest.raises(CacheError, match="ended early"):
-            cache_read._pread_into(fd, [np.zeros(50, np.uint8)], len(data) - 10)
+            parquet_pages.pread_into(fd, [np.zeros(50, np.uint8)], len(data) - 10)
     finally:
         os.close(fd)

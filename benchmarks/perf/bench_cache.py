@@ -125,8 +125,8 @@ def breakdown(cache: Path, repeats: int) -> dict:
     shape = tensor_shapes("features", spec)["frame_emb"]
     width = 2 * int(np.prod(shape))
     steps = {"open: spec check + footer + clip ids (_open, pool)": [], "row plan (plan_rows)": [],
-             "metadata columns through Arrow, memory-mapped": [], "page headers (_plain_pages)": [],
-             "frame_emb pages read into a fresh result (_scatter_pages)": []}
+             "metadata columns through Arrow, memory-mapped": [], "page headers (plain_pages)": [],
+             "frame_emb pages read into a fresh result (scatter_pages)": []}
     for _ in range(repeats):
         t0 = time.perf_counter()
         parts, spec = cr._open(table_dir, "features")
@@ -137,12 +137,12 @@ def breakdown(cache: Path, repeats: int) -> dict:
         metas = [pq.ParquetFile(m, metadata=p.metadata).read(columns=light, use_threads=False)
                  for m, p in zip(maps, parts)]
         t3 = time.perf_counter()
-        pages = [cr._plain_pages(memoryview(m.read_buffer(m.size())), p.metadata, "frame_emb", width)
+        pages = [cr.plain_pages(memoryview(m.read_buffer(m.size())), p.metadata, "frame_emb", width)
                  for m, p in zip(maps, parts)]
         t4 = time.perf_counter()
         out = np.empty((plan.n, *shape), np.float16)
         for k, (m, pg) in enumerate(zip(maps, pages)):
-            cr._scatter_pages(m.fileno(), pg, plan.src[k], plan.dest[k], out)
+            cr.scatter_pages(m.fileno(), pg, plan.src[k], plan.dest[k], out)
         t5 = time.perf_counter()
         for k, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             steps[k].append(1000 * dt)
