@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/controlled/run_controlled.py            # 3 seeds + the pool sweep
     .venv/bin/python benchmarks/controlled/run_controlled.py --quick    # 1 seed, short, no sweep
+    # the same as parallel processes (how RESULTS.md was made), then merged:
+    .venv/bin/python benchmarks/controlled/run_controlled.py --part seed:0   # also seed:1, seed:2, sweep
+    .venv/bin/python benchmarks/controlled/run_controlled.py --merge
 
 Each seed writes a MAFW-like synthetic cache (8 classes incl. neutral; video > text > audio in
 class information; neutral clips have no text; a few clips lack audio or text) and, on fold 1:
@@ -32,6 +35,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 from late_fusion import predict as lf_predict, train_late_fusion  # noqa: E402
+from plugin_reference import plugin_log_likelihoods  # noqa: E402
 
 from umbenet_cli.cli import main  # noqa: E402
 from umbenet_cli.data.cache_read import read_features  # noqa: E402
@@ -43,15 +47,17 @@ from umbenet_cli.model.config import TINY_BACKBONE, UMBEnetConfig  # noqa: E402
 from umbenet_cli.training.data import make_splits  # noqa: E402
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt")
-SIGNAL = {"video": 1.6, "audio": 0.014, "text": 1.1}  # Bayes: V ~57%, T ~44%, A ~30% (1 s of audio)
+SIGNAL = {"video": 1.6, "audio": 0.8, "text": 1.1}  # Bayes: V ~57%, T ~41%, A ~31%
 MISSING = {"video": 0.0, "audio": 0.03, "text": 0.05}
+CLIPS_PER_CLASS = 120
 SUBSETS = ("V", "A", "T", "V+T", "V+A", "V+A+T", "A+T")
 TRAINED_SUBSETS = {"V": "video", "A": "audio", "T": "text", "V+T": "video,text", "V+A": "video,audio"}
 TABLE4 = [(32, 8, 5), (32, 16, 5), (32, 32, 5), (64, 8, 3), (64, 8, 5), (64, 16, 3), (64, 16, 5), (64, 32, 3), (64, 32, 5)]
 
 
 def model_overrides(epochs: int) -> list[str]:
-    sets = {"audio.input": "logmel", "audio.seconds": 1.0, "audio.channels": 32, "audio.hidden": 64, "optim.max_epochs": epochs,
+    sets = {"audio.input": "logmel", "audio.seconds": 1.0, "audio.channels": 32, "audio.hidden": 64,
+            "audio.conv_layers": 2, "optim.max_epochs": epochs,
             "optim.stop_train_accuracy": 1.0, "optim.batch_size": 16, "pool.size": 8, "pool.length": 8,
             "pool.top_k": 3, "temporal.dropout": 0.1, "fusion.dropout": 0.1}
     return [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
@@ -74,19 +80,31 @@ def score(y: np.ndarray, p: np.ndarray, C: int) -> dict:
     return {"uar": uar(cm), "war": war(cm)}
 
 
-def one_seed(seed: int, work: Path, epochs: int, sweep: bool) -> dict:
-    spec = SyntheticSpec(classes=CLASSES, clips_per_class=120, audio_seconds=1.0, signal=SIGNAL, missing=MISSING, seed=seed)
+def one_seed(seed: int, work: Path, epochs: int, sweep: bool, rows: bool = True, sweep_epochs: int | None = None) -> dict:
+    spec = SyntheticSpec(classes=CLASSES, clips_per_class=CLIPS_PER_CLASS, audio_seconds=1.0, signal=SIGNAL, missing=MISSING, seed=seed)
     cache = write_synthetic_cache(work / f"cache{seed}", spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
     table = read_features(cache)
     splits = make_splits(table, 1, 0.1, 0)
     test = splits.test
     y = table.labels[test].astype(np.int64)
     ll = bayes_log_likelihoods(table, spec)
-    out: dict = {"bayes": {}}
+    pl = plugin_log_likelihoods(table, np.concatenate([splits.train, splits.val]), spec.sample_rate, spec.num_frames)
+    out: dict = {"bayes": {}, "plugin": {}}
     for s in SUBSETS:
         mask = np.array([m in s for m in "VAT"])
         out["bayes"][s] = score(y, bayes_predictions(ll[test], table.presence[test], mask), len(CLASSES))
+        out["plugin"][s] = score(y, bayes_predictions(pl[test], table.presence[test], mask), len(CLASSES))
     runs = work / f"runs{seed}"
+    if sweep:
+        out["sweep"] = {}
+        for L, N, k in TABLE4:
+            r = train_eval(cache, runs, f"sweep-{L}-{N}-{k}", ["--stage", "both", "--set", f"pool.length={L}",
+                                                               "--set", f"pool.size={N}", "--set", f"pool.top_k={k}"],
+                           sweep_epochs or epochs)
+            out["sweep"][f"{L}/{N}/{k}"] = r["V+A+T"]
+    if not rows:
+        shutil.rmtree(runs, ignore_errors=True)
+        return out
     out["two_stage"] = train_eval(cache, runs, "full2", ["--stage", "both"], epochs)
     out["one_stage"] = train_eval(cache, runs, "full1", ["--stage", "one"], epochs)
     out["no_pool"] = train_eval(cache, runs, "nopool", ["--stage", "both", "--set", "pool.enabled=false"], epochs)
@@ -101,12 +119,6 @@ def one_seed(seed: int, work: Path, epochs: int, sweep: bool) -> dict:
     for s in SUBSETS:
         mask = np.array([m in s for m in "VAT"])
         out["late_fusion"][s] = score(y, lf_predict(lf, table, test, table.presence[test] & mask[None]), len(CLASSES))
-    if sweep:
-        out["sweep"] = {}
-        for L, N, k in TABLE4:
-            r = train_eval(cache, runs, f"sweep-{L}-{N}-{k}", ["--stage", "both", "--set", f"pool.length={L}",
-                                                               "--set", f"pool.size={N}", "--set", f"pool.top_k={k}"], epochs)
-            out["sweep"][f"{L}/{N}/{k}"] = r["V+A+T"]
     shutil.rmtree(runs, ignore_errors=True)
     return out
 
@@ -119,33 +131,46 @@ def write_markdown(results: dict, path: Path) -> None:
     seeds = results["seeds"]
     ps = results["per_seed"]
 
-    def cell(key, s, m="uar"):
+    def cell(key, s, m="war"):
+        if not all(s in p.get(key, {}) for p in ps):
+            return "—"
         mean, std = aggregate(ps, key, s, m)
         return f"{mean:.1f} ± {std:.1f}"
 
+    def both(key, s):
+        return f"{cell(key, s, 'uar')} ({cell(key, s, 'war')})"
+
     lines = [f"# Controlled learning benchmark\n", f"Command: `{results['command']}`  ",
-             f"Machine: {results['machine']}; {len(seeds)} seed(s) {seeds}, fold 1 of 5, {results['epochs']} epochs max, "
-             f"wall time {results['seconds'] / 60:.0f} min.\n",
+             f"Machine: {results['machine']}; {len(seeds)} seed(s) {seeds}, fold 1 of 5, {results['clips_per_class']} clips "
+             f"per class, {results['epochs']} epochs max per stage (Table 4 sweep: {results.get('sweep_epochs')}), "
+             f"wall time {results['seconds'] / 60:.0f} min ({results.get('seconds_note', '')}).  ",
+             f"Model settings (`--set`, preset `tiny`): {', '.join(results['settings'])}.\n",
              "Synthetic MAFW-like caches (8 classes, neutral without text, 3% of clips without audio, 5% without text); "
-             "class information per modality set so that video > text > audio alone. Scores are % on the test fold "
-             "(mean ± sample std over seeds); clips that have none of a subset's modalities are left out of it.\n",
+             f"signal-to-noise per modality {results['signal']} so that video > text > audio alone. Scores are % on the "
+             "test fold (mean ± sample std over seeds); clips that have none of a subset's modalities are left out of it. "
+             "Bayes-optimal: the generator's true parameters. Plug-in: the same classifier with class means estimated "
+             "from the training clips UMBEnet sees (audio from band energies measured on the waveform).\n",
              "## Table 3 layout: UAR (WAR)\n",
-             "| subset | Bayes-optimal | trained on the subset | full model, two-stage | full model, one-stage | pool off | late fusion |",
-             "|---|---|---|---|---|---|---|"]
-    for s in ("V", "A", "T", "V+T", "V+A", "V+A+T"):
-        lines.append(f"| {s} | {cell('bayes', s)} ({cell('bayes', s, 'war')}) | {cell('trained_on_subset', s)} "
-                     f"({cell('trained_on_subset', s, 'war')}) | {cell('two_stage', s)} ({cell('two_stage', s, 'war')}) | "
-                     f"{cell('one_stage', s)} | {cell('no_pool', s)} | {cell('late_fusion', s)} |")
-    lines += ["", "## Against the goals\n"]
-    full, bayes = aggregate(ps, "two_stage", "V+A+T", "war")[0], aggregate(ps, "bayes", "V+A+T", "war")[0]
-    lines.append(f"- Full-modality WAR {full:.1f} against Bayes-optimal {bayes:.1f}: gap {bayes - full:.1f} points "
-                 f"(goal: within 2).")
+             "| subset | Bayes-optimal | plug-in (same clips) | trained on the subset | full model, two-stage | "
+             "full model, one-stage | pool off | late fusion |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in ("V", "A", "T", "V+T", "V+A", "A+T", "V+A+T"):
+        lines.append(f"| {s} | {both('bayes', s)} | {both('plugin', s)} | {both('trained_on_subset', s)} | "
+                     f"{both('two_stage', s)} | {both('one_stage', s)} | {both('no_pool', s)} | {both('late_fusion', s)} |")
+    lines += ["", "## Against the goals (WAR)\n"]
+    full = aggregate(ps, "two_stage", "V+A+T", "war")[0]
+    bayes, plug = aggregate(ps, "bayes", "V+A+T", "war")[0], aggregate(ps, "plugin", "V+A+T", "war")[0]
+    lines.append(f"- Full modality: two-stage {full:.1f} against Bayes-optimal {bayes:.1f}: gap {bayes - full:.1f} points "
+                 f"(goal: within 2) — {'met' if bayes - full <= 2 else 'missed'}; plug-in on the same clips {plug:.1f} "
+                 f"(Bayes − plug-in {bayes - plug:.1f}: sample size; plug-in − UMBEnet {plug - full:.1f}: method).")
     for s in ("V", "A", "T", "V+T", "V+A"):
         a, b = aggregate(ps, "two_stage", s, "war")[0], aggregate(ps, "trained_on_subset", s, "war")[0]
         lines.append(f"- {s}: full model with the others missing {a:.1f} vs trained on {s} alone {b:.1f}: "
-                     f"{a - b:+.1f} points (goal: no more than 2 below).")
+                     f"{a - b:+.1f} points (goal: no more than 2 below) — {'met' if a - b >= -2 else 'missed'}; "
+                     f"plug-in {aggregate(ps, 'plugin', s, 'war')[0]:.1f}, Bayes {aggregate(ps, 'bayes', s, 'war')[0]:.1f}.")
     if "sweep" in ps[0]:
-        lines += ["", "## Table 4 layout (seed 0): full-modality UAR / WAR\n", "| length | size | top-k | UAR | WAR |", "|---|---|---|---|---|"]
+        lines += ["", f"## Table 4 layout (seed 0, {results.get('sweep_epochs')} epochs per stage): full-modality UAR / WAR\n",
+                  "| length | size | top-k | UAR | WAR |", "|---|---|---|---|---|"]
         for key, r in ps[0]["sweep"].items():
             L, N, k = key.split("/")
             lines.append(f"| {L} | {N} | {k} | {100 * r['uar']:.1f} | {100 * r['war']:.1f} |")
@@ -157,22 +182,52 @@ def main_cli() -> None:
     ap.add_argument("--quick", action="store_true", help="1 seed, 6 epochs, no sweep")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--sweep-epochs", type=int, default=10, help="epochs per stage of the Table 4 sweep (seed 0)")
+    ap.add_argument("--part", help="run only this part and write it to --parts-dir: 'seed:N' (the rows of seed N) "
+                                   "or 'sweep' (the Table 4 sweep on seed 0); parallel processes, then --merge")
+    ap.add_argument("--merge", action="store_true", help="combine the parts in --parts-dir into results.json and RESULTS.md")
+    ap.add_argument("--parts-dir", type=Path, default=HERE / ".parts")
     args = ap.parse_args()
     # One thread: the machine has 2 cores and intra-op threads only add contention at these sizes.
     torch.set_num_threads(1)
     seeds = [0] if args.quick else list(range(args.seeds))
     epochs = 6 if args.quick else args.epochs
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
-    per_seed = [one_seed(s, work, epochs, sweep=(s == 0 and not args.quick)) for s in seeds]
-    results = {"command": "python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else ""),
+    if args.part:
+        work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
+        args.parts_dir.mkdir(parents=True, exist_ok=True)
+        if args.part == "sweep":
+            res = one_seed(0, work, epochs, sweep=True, rows=False, sweep_epochs=args.sweep_epochs)
+        else:
+            res = one_seed(int(args.part.split(":")[1]), work, epochs, sweep=False)
+        res["_seconds"] = time.perf_counter() - t0
+        (args.parts_dir / f"{args.part.replace(':', '')}.json").write_text(json.dumps(res, indent=2))
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    if args.merge:
+        per_seed = [json.loads((args.parts_dir / f"seed{s}.json").read_text()) for s in seeds]
+        sweep_file = args.parts_dir / "sweep.json"
+        if sweep_file.exists():
+            per_seed[0]["sweep"] = json.loads(sweep_file.read_text())["sweep"]
+        parts = [json.loads(f.read_text())["_seconds"] for f in sorted(args.parts_dir.glob("*.json"))]
+        seconds, note = sum(parts), f"{len(parts)} parts run as parallel processes, sum of their wall times"
+    else:
+        work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
+        per_seed = [one_seed(s, work, epochs, sweep=(s == 0 and not args.quick), sweep_epochs=args.sweep_epochs)
+                    for s in seeds]
+        shutil.rmtree(work, ignore_errors=True)
+        seconds, note = time.perf_counter() - t0, "one process"
+    command = "python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else "")
+    if args.merge:
+        command = (f"{command} --part seed:N for N in {seeds} and --part sweep (as separate processes, two at a "
+                   f"time), then {command} --merge")
+    results = {"command": command,
                "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores (CPU only)",
-               "seeds": seeds, "epochs": epochs, "signal": SIGNAL, "missing": MISSING, "per_seed": per_seed,
-               "seconds": time.perf_counter() - t0}
+               "seeds": seeds, "epochs": epochs, "sweep_epochs": args.sweep_epochs, "clips_per_class": CLIPS_PER_CLASS,
+               "signal": SIGNAL, "missing": MISSING, "settings": model_overrides(epochs)[1::2], "per_seed": per_seed, "seconds": seconds, "seconds_note": note}
     suffix = "-quick" if args.quick else ""
     (HERE / f"results{suffix}.json").write_text(json.dumps(results, indent=2))
     write_markdown(results, HERE / f"RESULTS{suffix}.md")
-    shutil.rmtree(work, ignore_errors=True)
     print((HERE / f"RESULTS{suffix}.md").read_text())
 
 
