@@ -116,3 +116,19 @@ def test_scene_stream_is_mixed_per_frame(make_model):
         moved = missing.with_present(missing.present)
         moved.scene_emb = batch.scene_emb * 100
         torch.testing.assert_close(model(moved).logits, model(missing).logits, rtol=0, atol=1e-5)
+
+
+def test_logmel_of_a_clip_ignores_its_batch_companions():
+    """Whisper floors the spectrogram below the whole tensor's maximum; ours floors per clip."""
+    from whisper.audio import log_mel_spectrogram
+
+    from umbenet_cli.model.audio import log_mel
+
+    g = torch.Generator().manual_seed(0)
+    quiet = 1e-4 * torch.randn(1, 8000, generator=g)
+    loud = 0.9 * torch.sin(torch.arange(8000) / 3.0)[None]
+    alone = log_mel(quiet)
+    torch.testing.assert_close(alone, log_mel_spectrogram(quiet[0], n_mels=80)[None], rtol=0, atol=1e-5)
+    torch.testing.assert_close(log_mel(torch.cat([quiet, loud]))[:1], alone, rtol=0, atol=1e-5)
+    # The whisper call on the same batch would have changed the quiet clip's features.
+    assert not torch.allclose(log_mel_spectrogram(torch.cat([quiet, loud]), n_mels=80)[:1], alone, atol=1e-3)

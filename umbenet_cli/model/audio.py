@@ -19,6 +19,24 @@ N_MELS = 80
 MEL_HOP = 160  # whisper.audio's hop length in samples
 
 
+def log_mel(wave: torch.Tensor) -> torch.Tensor:
+    """[B, S] 16 kHz waveform -> [B, N_MELS, S // MEL_HOP] log-mel, Whisper's recipe per clip.
+
+    ``whisper.audio.log_mel_spectrogram`` floors the spectrogram at 8 (log10 units) below the
+    maximum of the *whole tensor*: called on a batch, a clip's features depend on the loudest
+    other clip in it, so a prediction would change with its batch companions. Here the floor is
+    each clip's own maximum minus 8; on one clip the two are identical."""
+    from whisper.audio import HOP_LENGTH, N_FFT, mel_filters  # torch-only; no model download
+
+    wave = wave.float()
+    window = torch.hann_window(N_FFT, device=wave.device)
+    stft = torch.stft(wave, N_FFT, HOP_LENGTH, window=window, return_complex=True)
+    mel = mel_filters(wave.device, N_MELS) @ stft[..., :-1].abs() ** 2
+    log_spec = mel.clamp(min=1e-10).log10()
+    floor = log_spec.amax(dim=(-2, -1), keepdim=True) - 8.0
+    return (torch.maximum(log_spec, floor) + 4.0) / 4.0
+
+
 class ChannelNorm(nn.LayerNorm):
     """LayerNorm over channels at each time step of [B, C, L]: unlike GroupNorm or BatchNorm it
     pools no statistics over time, so zero padding after a clip's end cannot leak into it."""
@@ -53,9 +71,7 @@ class AudioEncoder(nn.Module):
             # Per-clip standardisation over the real samples would need lengths; a fixed scale is
             # enough for 16-bit audio decoded to [-1, 1].
             return wave.unsqueeze(1)
-        from whisper.audio import log_mel_spectrogram  # torch-only; no model download
-
-        return log_mel_spectrogram(wave.float(), n_mels=N_MELS)[..., :-1]
+        return log_mel(wave)[..., :-1]
 
     def _out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         n = lengths if self.cfg.input == "waveform" else torch.div(lengths, MEL_HOP, rounding_mode="floor")
