@@ -10,11 +10,9 @@ many machines fill one cache folder together. Interrupted runs resume where they
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -78,25 +76,30 @@ def _check_spec(table_dir, want: CacheSpec, what: str) -> None:
 
 
 def limit_heap_growth() -> bool:
-    """Make glibc serve allocations of 64 KiB and more with mmap (``M_MMAP_THRESHOLD``), so that
-    memory freed by big short-lived buffers (decoded frames, MTCNN batches) goes back to the OS.
+    """Cap oneDNN's primitive cache at 64 entries (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, default
+    1,024), so that prep's memory stays flat however many clips it prepares.
 
-    Measured (benchmarks/perf, finding 3): without it the media stage's RSS grows with the number
-    of clips, the heap fragmented between long-lived allocations; ``MALLOC_MMAP_THRESHOLD_=65536``
-    took peak RSS from 1.38x to 1.03x (media only, 100 -> 400 clips) and full prep from 1.55x to
-    1.21x (200 -> 2,000 clips), at no measurable speed cost. Process-wide; does nothing when the
-    environment already sets ``MALLOC_MMAP_THRESHOLD_`` or the C library is not glibc.
+    MTCNN's R-net and O-net get a new batch shape (the number of candidate faces) on nearly every
+    call; oneDNN builds and caches a primitive for each, and these long-lived allocations sit
+    between big short-lived buffers, so the heap grows with the clip count (benchmarks/perf,
+    finding 3). Measured on the 2-CPU machine, media stage, 100 -> 400 sample clips, peak RSS
+    (fresh processes, OMP_NUM_THREADS=1): as before 1,519 -> 2,216 MiB (1.46x); cache at 64
+    1,404 -> 1,336 MiB (flat), face detection as fast as before (6.9 s vs 6.9 s for 33 clips).
+    The alternative of finding 3, ``mallopt(M_MMAP_THRESHOLD, 64 KiB)``, also kept it flat (1,211
+    -> 1,245 MiB) but made face detection 45% slower (6.7 -> 9.9 s; media stage 20-28%), because
+    every large tensor then comes from fresh, zero-filled pages; it is not used.
+
+    oneDNN reads the variable when it creates its first primitive, so this works in a process that
+    has not run a convolution yet (``umbenet prep``); elsewhere it changes nothing. A value the
+    user set (or DNNL_PRIMITIVE_CACHE_CAPACITY) wins.
 
     Returns:
-        True when the setting was applied.
+        True when the variable was set here.
     """
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or not sys.platform.startswith("linux"):
+    if any(v in os.environ for v in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")):
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc.mallopt(-3, 65536) == 1  # M_MMAP_THRESHOLD; mallopt returns 1 on success
-    except (OSError, AttributeError):  # not glibc (musl, ...): leave the allocator alone
-        return False
+    os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "64"
+    return True
 
 
 def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:

@@ -275,8 +275,8 @@ def read_video_frames_and_audio(path: str | os.PathLike, T: int, info: MediaInfo
         one process gives exactly that; None otherwise, and the caller makes the two separate
         calls, which keep their own handling of damaged clips (recounting frames, per-clip
         reasons). None when: the clip lacks a video or an audio stream, its frames were not
-        counted, seeking applies (``choose_method``), or ffmpeg exited non-zero, printed anything
-        at ``-v error`` (any decoding error), or gave fewer frames than wanted.
+        counted, seeking applies (``choose_method``), or ffmpeg timed out, exited non-zero,
+        printed anything at ``-v error`` (any decoding error), or gave fewer frames than wanted.
     """
     p = Path(path)
     if not (info.has_video and info.has_audio and info.frames_counted):
@@ -288,7 +288,10 @@ def read_video_frames_and_audio(path: str | os.PathLike, T: int, info: MediaInfo
     wanted = np.unique(idx)
     audio_args = ["-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(sample_rate),
                   "-f", "f32le"]
-    proc, audio = run_tool_two_outputs(lambda url: _select_args(p, wanted) + audio_args + [url])
+    try:
+        proc, audio = run_tool_two_outputs(lambda url: _select_args(p, wanted) + audio_args + [url])
+    except MediaError:  # timed out: the separate calls tell whether frames or audio stalled
+        return None
     if proc.returncode != 0 or proc.stderr.strip():
         return None
     try:

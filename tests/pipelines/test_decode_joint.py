@@ -121,3 +121,28 @@ def test_video_only_and_audio_only_files(tmp_path_factory):
     for path in (cm.video_only(tmp_path_factory), cm.audio_only(tmp_path_factory)):
         _assert_same(decode_clip(_record(path), 16, SR, 8 * SR),
                      decode_clip(_record(path), 16, SR, 8 * SR, joint_audio=False))
+
+
+def test_two_output_run_times_out_cleanly():
+    from pipelines.media import MediaError
+    from pipelines.media.probe import run_tool_two_outputs
+
+    def endless(url):  # a source that never ends, on both outputs
+        return ["ffmpeg", "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=440",
+                "-f", "f32le", "pipe:1", "-f", "f32le", url]
+
+    with pytest.raises(MediaError, match="gave no result within 1 s"):
+        run_tool_two_outputs(endless, timeout_s=1.0)
+
+
+def test_joint_timeout_falls_back(monkeypatch):
+    from pipelines.media import MediaError, frames
+
+    def stalled(args_for, timeout_s=600.0):
+        raise MediaError("ffmpeg gave no result within 600 s (damaged file?)")
+
+    monkeypatch.setattr(frames, "run_tool_two_outputs", stalled)
+    clip = SAMPLE / "clips" / "00018.mp4"
+    assert read_video_frames_and_audio(clip, 16, probe(clip, require_video=False), SR) is None
+    _assert_same(decode_clip(_record(clip), 16, SR, 8 * SR),
+                 decode_clip(_record(clip), 16, SR, 8 * SR, joint_audio=False))

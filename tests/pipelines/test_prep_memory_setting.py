@@ -1,32 +1,24 @@
-"""prep's allocator setting: applied on glibc, skipped quietly elsewhere or when set by the user."""
+"""prep's memory setting: oneDNN's primitive cache capped unless the user chose a size."""
 from __future__ import annotations
 
-import ctypes
-import platform
-import sys
+import os
 
 import pytest
 
 from pipelines import prep
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-                    reason="glibc only")
-def test_applied_on_glibc(monkeypatch):
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+def test_sets_the_cache_capacity(monkeypatch):
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
     assert prep.limit_heap_growth() is True
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
 
 
-def test_user_setting_wins(monkeypatch):
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+@pytest.mark.parametrize("name", ["ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"])
+def test_user_setting_wins(monkeypatch, name):
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.setenv(name, "1024")
     assert prep.limit_heap_growth() is False
-
-
-def test_other_libc_is_left_alone(monkeypatch):
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-
-    def no_glibc(name, *a, **k):
-        raise OSError(f"{name}: cannot open shared object file")
-
-    monkeypatch.setattr(ctypes, "CDLL", no_glibc)
-    assert prep.limit_heap_growth() is False
+    assert os.environ[name] == "1024"
