@@ -19,6 +19,7 @@ All clips are copies of the sample clips (``_common.clip_set``). Prep uses T = 1
 audio (preset ``default``) with ``backbone=umbenet/tiny-random-clip``, so no model is downloaded.
 
     python benchmarks/perf/bench_prep.py --baseline --stages [--clips 33] [--hd 2] [--repeats 3]
+        [--old-tree DIR]   # DIR: `git archive <earlier commit> | tar -x -C DIR`, run beside this tree
 """
 from __future__ import annotations
 
@@ -53,9 +54,12 @@ def parse_prep_seconds(text: str) -> dict[str, float]:
 
 
 def baseline_part(source: list[Path], repeats: int, modes: list[str], tmp: Path, name: str,
-                  full_prep: bool = True) -> dict:
+                  full_prep: bool = True, old_tree: Path | None = None) -> dict:
     """Baseline vs prep --media-only vs full prep on copies of ``source``, for each torch-thread
-    mode ("default": as installed; "1": OMP_NUM_THREADS=1 for every process)."""
+    mode ("default": as installed; "1": OMP_NUM_THREADS=1 for every process). With ``old_tree``
+    (an export of an earlier commit, e.g. ``git archive <commit> | tar -x -C DIR``), the same prep
+    commands also run from that tree (PYTHONPATH=DIR ahead of the editable install), interleaved
+    with the others: before/after in one run."""
     n = len(source)
     folder = tmp / name.replace(" ", "_")
     manifest = clip_set(folder, n, source=source)
@@ -98,6 +102,13 @@ def baseline_part(source: list[Path], repeats: int, modes: list[str], tmp: Path,
         variants[f"umbenet prep --media-only{sfx}"] = prep(f"umbenet prep --media-only{sfx}", True, env)
         if full_prep:
             variants[f"umbenet prep (full, tiny CLIP){sfx}"] = prep(f"umbenet prep (full, tiny CLIP){sfx}", False, env)
+        if old_tree is not None:
+            old_env = {**env, "PYTHONPATH": str(old_tree)}
+            k = f"umbenet prep --media-only{sfx}, before"
+            variants[k] = prep(k, True, old_env)
+            if full_prep:
+                k = f"umbenet prep (full, tiny CLIP){sfx}, before"
+                variants[k] = prep(k, False, old_env)
     frames = sum(count_frames(c) for c in clips)
     print(f"prep vs baseline, {name}: {n} clips ({frames} frames), {len(variants)} variants x {repeats}")
     times = interleave(variants, repeats)
@@ -108,7 +119,10 @@ def baseline_part(source: list[Path], repeats: int, modes: list[str], tmp: Path,
     for mode in modes:
         sfx = "" if mode == "default" else f", OMP_NUM_THREADS={mode}"
         b = f"baseline (public DFER way){sfx}"
-        for k in [f"umbenet prep --media-only{sfx}"] + ([f"umbenet prep (full, tiny CLIP){sfx}"] if full_prep else []):
+        keys = [f"umbenet prep --media-only{sfx}"] + ([f"umbenet prep (full, tiny CLIP){sfx}"] if full_prep else [])
+        if old_tree is not None:
+            keys += [f"{k}, before" for k in keys]
+        for k in keys:
             res["speedup_over_baseline_wall"][k] = median(times[b]) / median(times[k])
             res["speedup_over_baseline_in_process"][k] = res["times_in_process"][b] / res["times_in_process"][k]
             print(f"  {k}: {median(times[k]):.1f} s wall vs baseline {median(times[b]):.1f} s: "
@@ -212,16 +226,19 @@ def main() -> None:
     ap.add_argument("--stage-clips", type=int, default=33)
     ap.add_argument("--stage-threads", default="default")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--old-tree", type=Path, default=None,
+                    help="an export of an earlier commit: its prep runs beside this one (--baseline)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="perf-prep-"))
     try:
         if args.baseline:
             res = {"sample clips": baseline_part(SAMPLE_CLIPS[: args.clips], args.repeats, args.modes.split(","), tmp,
-                                                 "sample clips")}
+                                                 "sample clips", old_tree=args.old_tree)}
             if args.hd:
                 hd = hd_clips(tmp / "hd", args.hd)
                 res["MAFW-like 720p clips"] = baseline_part(hd, args.repeats, args.hd_modes.split(","), tmp,
-                                                            "MAFW-like 720p clips", full_prep=args.hd_full)
+                                                            "MAFW-like 720p clips", full_prep=args.hd_full,
+                                                            old_tree=args.old_tree)
             save_section("prep_vs_baseline", res)
         if args.stages:
             res = {}
