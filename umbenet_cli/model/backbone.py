@@ -120,13 +120,13 @@ class Backbone(nn.Module):
         if (h, w) == (s, s):  # one float buffer, normalised in place (values as below, exactly)
             x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True).div_(255.0)
             return x.sub_(mean).div_(std).reshape(*lead, 3, s, s)
-        x = x.float() / 255.0
+        x = x.to(torch.float32, copy=True).div_(255.0)  # in place: one float copy of the input
         scale = s / min(h, w)
         nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
         x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
         top, left = (nh - s) // 2, (nw - s) // 2
-        x = x[..., top:top + s, left:left + s].clamp(0, 1)
-        return ((x - mean) / std).reshape(*lead, 3, s, s)
+        x = x[..., top:top + s, left:left + s].clamp(0, 1)  # a new tensor: normalised in place
+        return x.sub_(mean).div_(std).reshape(*lead, 3, s, s)
 
 
 def check_tokenizer(tokenizer, name: str, expected_vocab: int) -> None:
