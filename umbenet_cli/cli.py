@@ -57,6 +57,7 @@ def prep(
     scene: Annotated[bool, typer.Option(help="Also keep low-resolution whole frames (scene stream).")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N for face detection, ASR and CLIP.")] = "cpu",
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+    torch_threads: Annotated[Optional[int], typer.Option(help="torch threads for the whole run (default: CPUs minus --workers while detecting faces, torch's own setting for CLIP).")] = None,
     batch_clips: Annotated[int, typer.Option(help="Clips per face-detection / ASR batch.")] = 16,
     shard: Annotated[str, typer.Option(help="This machine's part of the clips, i/n (0-based).")] = "0/1",
     force: Annotated[bool, typer.Option(help="Redo clips already in the cache.")] = False,
@@ -81,7 +82,7 @@ def prep(
         source=source, root=Path(root), out=Path(out or f"cache/{source}"),
         model=UMBEnetConfig.preset(preset, **parse_overrides(set_)), source_options=source_options,
         asr_model=asr_model, language=language, face_fallback=face_fallback, scene=scene,
-        device=device, workers=workers, batch_clips=batch_clips, shard=parse_shard_option(shard),
+        device=device, workers=workers, torch_threads=torch_threads, batch_clips=batch_clips, shard=parse_shard_option(shard),
         force=force, on_problem=on_problem, stages=("media",) if media_only else ("media", "embed"))
     summary = run_prep(opts, console)
     if summary.status.get("failed", 0) == summary.clips:

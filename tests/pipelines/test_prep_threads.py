@@ -101,3 +101,26 @@ def test_run_prep_threads_explicit(tmp_path, monkeypatch, restore_threads):
     seen = _run(tmp_path, monkeypatch, torch_threads=1)
     assert seen == {"faces": 1, "embed": 1}
     assert torch.get_num_threads() == 2
+
+
+def test_cli_torch_threads_option(tmp_path, monkeypatch, restore_threads, capsys):
+    """`umbenet prep --torch-threads N` reaches run_prep; a bad value exits 2 naming the option."""
+    from umbenet_cli.cli import main
+
+    seen = {}
+    real_faces = media_stage.MediaStage._faces
+
+    def faces(self, batch):
+        seen["faces"] = torch.get_num_threads()
+        return real_faces(self, batch)
+
+    monkeypatch.setattr(media_stage.MediaStage, "_faces", faces)
+    torch.set_num_threads(2)
+    manifest = small_manifest(tmp_path / "data", n=1)
+    base = ["prep", "manifest", str(manifest), "--classes", ",".join(CLASSES), "--preset", "tiny", "--media-only"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--torch-threads", "1"]) == 0
+    assert seen == {"faces": 1}
+    assert torch.get_num_threads() == 2
+    assert main([*base, "--out", str(tmp_path / "b"), "--torch-threads", "0"]) == 2
+    assert "--torch-threads 0: must be at least 1" in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "b" / "media").exists()
