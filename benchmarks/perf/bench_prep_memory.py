@@ -64,12 +64,17 @@ def measure(n: int, tmp: Path, media_only: bool = False, env: dict | None = None
         for q in (0.1, 0.25, 0.5, 0.75, 0.9):
             pts[f"{int(q * 100)}%"] = trace[min(len(trace) - 1, int(q * len(trace)))][1]
         pts["sampled max"] = max(m for _, m in trace)
+    # The whole trace, thinned to at most 200 points: where in the run the peak falls.
+    r["rss_trace_s_mib"] = trace[::max(1, len(trace) // 200)]
+    if trace:
+        t_max, m_max = max(trace, key=lambda p: p[1])
+        r["peak_at_fraction_of_run"] = round(t_max / trace[-1][0], 3)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)
     r.update({"clips": n, "rss_mib_during_run": pts, "clips_per_s": n / r["wall_s"], "media_only": media_only,
               "env": env or {}})
     print(f"  {n} clips: max RSS {r['maxrss_mib']:.0f} MiB, {r['wall_s']:.0f} s ({n / r['wall_s']:.2f} clips/s), "
-          f"RSS during the run {pts}")
+          f"RSS during the run {pts}, peak at {r.get('peak_at_fraction_of_run')} of the run")
     return r
 
 
