@@ -54,6 +54,7 @@ else
   step $P/bench_embed.py --clips 8 --repeats 2
   step $P/bench_train.py --configs vitb16,tiny --repeats 3 --warmup 1 --tiny-repeats 30
 fi
+step $P/project_flops.py
 step $P/gpu_bench.py
 echo
 echo "=== done in $(( $(date +%s) - START )) s; results in $P/results.json"
