@@ -3,10 +3,27 @@
 The paper's "imbalanced" encoder gives vision most of the parameters; this branch is kept small
 (six strided conv layers, then two linear layers to the model width), as in the authors' code.
 Padding after a clip's real length is masked out of the time pooling.
+
+Two settings make the six-layer stack trainable at the library's Adam 2e-3 (both parameter-free,
+both on by default, both off for checkpoints saved before them; numbers from
+``benchmarks/controlled/audio_depth.py``):
+
+- ``residual``: layers 2..n add the mean of their input over the conv's own window (same kernel
+  and stride). Without it, one early Adam step moved the encoder's output about twice as far as
+  the spread between clips (0.65x at two layers); on a weak cue the stack drifted into giving
+  every clip nearly the same vector and stayed at chance. Gradients did not vanish, and at
+  Adam 5e-4 the old stack did learn: a step-size problem of the plain stack, not lost information.
+- ``standardize`` (waveform): each clip is scaled to zero mean and unit variance over its real
+  samples. Speech-level audio (|x| ~ 0.01-0.1) is otherwise a small ripple on the first conv's
+  bias (between-clip variance 0.2% of the first layer's output), and the six-layer stack
+  collapsed to one output for every clip.
+
+Neither looks past a clip's real samples, so padding and batch companions still cannot change it.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from umbenet_cli.model.config import AudioConfig
@@ -66,12 +83,29 @@ class AudioEncoder(nn.Module):
         """Fixed input length S in samples (clips are cropped or zero padded to it)."""
         return int(round(self.cfg.seconds * self.cfg.sample_rate))
 
-    def _features(self, wave: torch.Tensor) -> torch.Tensor:
+    def _features(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.cfg.input == "waveform":
-            # Per-clip standardisation over the real samples would need lengths; a fixed scale is
-            # enough for 16-bit audio decoded to [-1, 1].
-            return wave.unsqueeze(1)
+            if not self.cfg.standardize:
+                return wave.unsqueeze(1)
+            # Statistics over the real samples only, and the padding left at zero.
+            keep = (torch.arange(wave.shape[-1], device=wave.device)[None, :] < lengths[:, None]).to(wave.dtype)
+            n = keep.sum(-1, keepdim=True).clamp(min=1)
+            mean = (wave * keep).sum(-1, keepdim=True) / n
+            var = ((wave - mean) ** 2 * keep).sum(-1, keepdim=True) / n
+            return ((wave - mean) * keep * torch.rsqrt(var + 1e-7)).unsqueeze(1)
         return log_mel(wave)[..., :-1]
+
+    def conv_outputs(self, x: torch.Tensor):
+        """Yield each conv layer's output [B, C, L_i] for features x [B, C_in, S'] (the last one is
+        what is pooled); a generator, so that only the current layer's output is kept."""
+        for i, (kernel, stride) in enumerate(self.plan):
+            conv, norm, act = self.convs[3 * i: 3 * i + 3]
+            y = act(norm(conv(x)))
+            if self.cfg.residual and i > 0:
+                # Same window as the conv: output t still sees only input [t*stride, t*stride+kernel).
+                y = y + F.avg_pool1d(x, kernel, stride)
+            yield y
+            x = y
 
     def _out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         n = lengths if self.cfg.input == "waveform" else torch.div(lengths, MEL_HOP, rounding_mode="floor")
@@ -81,8 +115,10 @@ class AudioEncoder(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """wave [B, S] float in [-1, 1] at cfg.sample_rate, lengths [B] real samples -> F_a [B, D]."""
-        h = self.convs(self._features(wave))  # [B, C, L]
-        n = self._out_lengths(lengths.to(h.device)).clamp(max=h.shape[-1])
+        lengths = lengths.to(wave.device)
+        for h in self.conv_outputs(self._features(wave, lengths)):
+            pass  # h: the last layer's output [B, C, L]
+        n = self._out_lengths(lengths).clamp(max=h.shape[-1])
         keep = torch.arange(h.shape[-1], device=h.device)[None, :] < n[:, None]
         w = keep.unsqueeze(1).to(h.dtype)
         pooled = (h * w).sum(-1) / w.sum(-1)

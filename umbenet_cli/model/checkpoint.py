@@ -98,7 +98,7 @@ def read_config(folder: str | Path) -> tuple[UMBEnetConfig, dict]:
     if not (folder / MARKER).is_file():
         raise CheckpointError(f"{folder} is not a complete checkpoint (no {MARKER} marker): its save "
                               f"was interrupted. Use another checkpoint of the run.")
-    config = UMBEnetConfig.from_json((folder / "config.json").read_text())
+    config = UMBEnetConfig.from_saved(json.loads((folder / "config.json").read_text()))
     meta = json.loads((folder / "meta.json").read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{folder}: checkpoint format {meta.get('format_version')} is not "

@@ -60,6 +60,13 @@ class AudioConfig:
     conv_layers: int = 6
     hidden: int = 256  # width of the first of the two linear layers
     dropout: float = 0.1
+    # Parameter-free skip around conv layers 2..n (the mean of the layer's input over the conv's
+    # own window). Without it, six LayerNorm + GELU layers do not learn a weak cue at Adam 2e-3
+    # (benchmarks/controlled/audio_depth.py). False = the stack as before (older checkpoints).
+    residual: bool = True
+    # Waveform input only: zero mean and unit variance per clip over its real samples. Without
+    # it, quiet audio (|x| ~ 0.01-0.1) is swamped by the first conv's bias. False = as before.
+    standardize: bool = True
 
 
 @dataclass(frozen=True)
@@ -185,10 +192,27 @@ class UMBEnetConfig:
     def from_json(cls, text: str) -> "UMBEnetConfig":
         return cls.from_dict(json.loads(text))
 
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> "UMBEnetConfig":
+        """A config the library itself wrote (checkpoint config.json, run.json): those are full
+        dumps, so a field they lack was added later, and takes the value that rebuilds the model
+        they were written for (``SAVED_BEFORE``), not today's default."""
+        data = json.loads(json.dumps(data))
+        for section, fields in SAVED_BEFORE.items():
+            if isinstance(data.get(section), dict):
+                for name, value in fields.items():
+                    data[section].setdefault(name, value)
+        return cls.from_dict(data)
+
     def diff(self, other: "UMBEnetConfig") -> list[str]:
         """Human-readable differences ``key: mine != theirs`` (for checkpoint mismatches)."""
         a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
         return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+# Fields added after configs were first saved, with the value that keeps an older saved config's
+# model as it was trained (see ``UMBEnetConfig.from_saved``).
+SAVED_BEFORE: dict[str, dict[str, Any]] = {"audio": {"residual": False, "standardize": False}}
 
 
 # ------------------------------------------------------------------------------- presets

@@ -65,7 +65,7 @@ class TrainOptions:
     @classmethod
     def from_json(cls, text: str, **changes) -> "TrainOptions":
         d = json.loads(text)
-        d["model"] = UMBEnetConfig.from_dict(d["model"])
+        d["model"] = UMBEnetConfig.from_saved(d["model"])
         d["cache"], d["run_dir"] = Path(d["cache"]), Path(d["run_dir"])
         d["init_from"] = Path(d["init_from"]) if d["init_from"] else None
         d["modalities"] = tuple(d["modalities"])
