@@ -57,7 +57,7 @@ TABLE4 = [(32, 8, 5), (32, 16, 5), (32, 32, 5), (64, 8, 3), (64, 8, 5), (64, 16,
 
 def model_overrides(epochs: int) -> list[str]:
     sets = {"audio.input": "logmel", "audio.seconds": 1.0, "audio.channels": 32, "audio.hidden": 64,
-            "audio.conv_layers": 2, "optim.max_epochs": epochs,
+            "optim.max_epochs": epochs,
             "optim.stop_train_accuracy": 1.0, "optim.batch_size": 16, "pool.size": 8, "pool.length": 8,
             "pool.top_k": 3, "temporal.dropout": 0.1, "fusion.dropout": 0.1}
     return [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
@@ -80,8 +80,9 @@ def score(y: np.ndarray, p: np.ndarray, C: int) -> dict:
     return {"uar": uar(cm), "war": war(cm)}
 
 
-def one_seed(seed: int, work: Path, epochs: int, sweep: bool, rows: bool = True, sweep_epochs: int | None = None) -> dict:
-    spec = SyntheticSpec(classes=CLASSES, clips_per_class=CLIPS_PER_CLASS, audio_seconds=1.0, signal=SIGNAL, missing=MISSING, seed=seed)
+def one_seed(seed: int, work: Path, epochs: int, sweep: bool, rows: bool = True, sweep_epochs: int | None = None,
+             clips_per_class: int = CLIPS_PER_CLASS) -> dict:
+    spec = SyntheticSpec(classes=CLASSES, clips_per_class=clips_per_class, audio_seconds=1.0, signal=SIGNAL, missing=MISSING, seed=seed)
     cache = write_synthetic_cache(work / f"cache{seed}", spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
     table = read_features(cache)
     splits = make_splits(table, 1, 0.1, 0)
@@ -186,8 +187,14 @@ def main_cli() -> None:
     ap.add_argument("--part", help="run only this part and write it to --parts-dir: 'seed:N' (the rows of seed N) "
                                    "or 'sweep' (the Table 4 sweep on seed 0); parallel processes, then --merge")
     ap.add_argument("--merge", action="store_true", help="combine the parts in --parts-dir into results.json and RESULTS.md")
-    ap.add_argument("--parts-dir", type=Path, default=HERE / ".parts")
+    ap.add_argument("--parts-dir", type=Path, default=None, help="default: .parts (.parts-<N>-clips with --clips-per-class N)")
+    ap.add_argument("--clips-per-class", type=int, default=CLIPS_PER_CLASS,
+                    help="clips per class in each synthetic cache; other than the default, results go to "
+                         "results-<N>-clips.json / RESULTS-<N>-clips.md (how the gaps change with more data)")
     args = ap.parse_args()
+    cpc = args.clips_per_class
+    scaled = "" if cpc == CLIPS_PER_CLASS else f"-{cpc}-clips"
+    args.parts_dir = args.parts_dir or HERE / f".parts{scaled}"
     # One thread: the machine has 2 cores and intra-op threads only add contention at these sizes.
     torch.set_num_threads(1)
     seeds = [0] if args.quick else list(range(args.seeds))
@@ -197,9 +204,9 @@ def main_cli() -> None:
         work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
         args.parts_dir.mkdir(parents=True, exist_ok=True)
         if args.part == "sweep":
-            res = one_seed(0, work, epochs, sweep=True, rows=False, sweep_epochs=args.sweep_epochs)
+            res = one_seed(0, work, epochs, sweep=True, rows=False, sweep_epochs=args.sweep_epochs, clips_per_class=cpc)
         else:
-            res = one_seed(int(args.part.split(":")[1]), work, epochs, sweep=False)
+            res = one_seed(int(args.part.split(":")[1]), work, epochs, sweep=False, clips_per_class=cpc)
         res["_seconds"] = time.perf_counter() - t0
         (args.parts_dir / f"{args.part.replace(':', '')}.json").write_text(json.dumps(res, indent=2))
         shutil.rmtree(work, ignore_errors=True)
@@ -213,19 +220,20 @@ def main_cli() -> None:
         seconds, note = sum(parts), f"{len(parts)} parts run as parallel processes, sum of their wall times"
     else:
         work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
-        per_seed = [one_seed(s, work, epochs, sweep=(s == 0 and not args.quick), sweep_epochs=args.sweep_epochs)
-                    for s in seeds]
+        per_seed = [one_seed(s, work, epochs, sweep=(s == 0 and not args.quick), sweep_epochs=args.sweep_epochs,
+                             clips_per_class=cpc) for s in seeds]
         shutil.rmtree(work, ignore_errors=True)
         seconds, note = time.perf_counter() - t0, "one process"
-    command = "python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else "")
+    command = ("python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else "")
+               + (f" --clips-per-class {cpc}" if scaled else ""))
     if args.merge:
         command = (f"{command} --part seed:N for N in {seeds} and --part sweep (as separate processes, two at a "
                    f"time), then {command} --merge")
     results = {"command": command,
                "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores (CPU only)",
-               "seeds": seeds, "epochs": epochs, "sweep_epochs": args.sweep_epochs, "clips_per_class": CLIPS_PER_CLASS,
+               "seeds": seeds, "epochs": epochs, "sweep_epochs": args.sweep_epochs, "clips_per_class": cpc,
                "signal": SIGNAL, "missing": MISSING, "settings": model_overrides(epochs)[1::2], "per_seed": per_seed, "seconds": seconds, "seconds_note": note}
-    suffix = "-quick" if args.quick else ""
+    suffix = "-quick" if args.quick else scaled
     (HERE / f"results{suffix}.json").write_text(json.dumps(results, indent=2))
     write_markdown(results, HERE / f"RESULTS{suffix}.md")
     print((HERE / f"RESULTS{suffix}.md").read_text())
