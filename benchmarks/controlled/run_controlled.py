@@ -225,10 +225,12 @@ def main_cli() -> None:
         shutil.rmtree(work, ignore_errors=True)
         seconds, note = time.perf_counter() - t0, "one process"
     command = ("python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else "")
-               + (f" --clips-per-class {cpc}" if scaled else ""))
+               + (f" --clips-per-class {cpc}" if scaled else "")
+               + (f" --sweep-epochs {args.sweep_epochs}" if args.sweep_epochs != 10 else ""))
     if args.merge:
-        command = (f"{command} --part seed:N for N in {seeds} and --part sweep (as separate processes, two at a "
-                   f"time), then {command} --merge")
+        sweep_part = " and --part sweep" if (args.parts_dir / "sweep.json").exists() else ""
+        command = (f"{command} --part seed:N for N in {seeds}{sweep_part} (as separate processes, two at a "
+                   f"time), then {command} --merge" + (f" --seeds {len(seeds)}" if len(seeds) != 3 else ""))
     results = {"command": command,
                "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores (CPU only)",
                "seeds": seeds, "epochs": epochs, "sweep_epochs": args.sweep_epochs, "clips_per_class": cpc,
