@@ -32,13 +32,15 @@ after = []
 with tempfile.TemporaryDirectory() as d:
     with PartWriter(Path(d) / "features", spec, rows_per_part=10**6, max_part_bytes=48 << 20) as w:
         before = rss_mib()
+        parts = 0
         for i in range(4 * 192):  # 4 parts of 48 MB
             w.write({"clip_id": f"c{i:05d}", "label": 0, "fold": 1, "status": "ok", "status_reason": "",
                      "n_source_frames": 4, "n_valid_frames": 4, "face_ratio": 1.0,
                      "audio_num_samples": 128000, "text": None, "text_source": "none",
                      "text_language": None, "frame_emb": np.zeros((4, 8), np.float32), "audio": wave,
                      "text_emb": None})
-            if w._buffered_rows == 0:
+            if len(w.parts_written) > parts:  # this row completed a part, which was flushed
+                parts = len(w.parts_written)
                 after.append(rss_mib() - before)
     print(json.dumps({"parts": len(w.parts_written), "growth_after_flush_mib": after}))
 """

@@ -90,22 +90,27 @@ class AudioEncoder(nn.Module):
             # Statistics over the real samples only, and the padding left at zero.
             keep = (torch.arange(wave.shape[-1], device=wave.device)[None, :] < lengths[:, None]).to(wave.dtype)
             n = keep.sum(-1, keepdim=True).clamp(min=1)
-            mean = (wave * keep).sum(-1, keepdim=True) / n
-            var = ((wave - mean) ** 2 * keep).sum(-1, keepdim=True) / n
-            return ((wave - mean) * keep * torch.rsqrt(var + 1e-7)).unsqueeze(1)
+            centred = (wave - (wave * keep).sum(-1, keepdim=True) / n) * keep
+            var = (centred ** 2).sum(-1, keepdim=True) / n
+            return (centred * torch.rsqrt(var + 1e-7)).unsqueeze(1)
         return log_mel(wave)[..., :-1]
 
+    def _layer(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Conv layer i (conv, ChannelNorm, GELU, and the residual from layer 2 on) on x [B, C, L]."""
+        kernel, stride = self.plan[i]
+        conv, norm, act = self.convs[3 * i: 3 * i + 3]
+        y = act(norm(conv(x)))
+        if self.cfg.residual and i > 0:
+            # Same window as the conv: output t still sees only input [t*stride, t*stride+kernel).
+            y = y + F.avg_pool1d(x, kernel, stride)
+        return y
+
     def conv_outputs(self, x: torch.Tensor):
-        """Yield each conv layer's output [B, C, L_i] for features x [B, C_in, S'] (the last one is
-        what is pooled); a generator, so that only the current layer's output is kept."""
-        for i, (kernel, stride) in enumerate(self.plan):
-            conv, norm, act = self.convs[3 * i: 3 * i + 3]
-            y = act(norm(conv(x)))
-            if self.cfg.residual and i > 0:
-                # Same window as the conv: output t still sees only input [t*stride, t*stride+kernel).
-                y = y + F.avg_pool1d(x, kernel, stride)
-            yield y
-            x = y
+        """Yield each conv layer's output [B, C, L_i] for features x [B, C_in, S'] (diagnostics:
+        benchmarks/controlled/audio_depth.py); only the current layer's output is kept."""
+        for i in range(len(self.plan)):
+            x = self._layer(i, x)
+            yield x
 
     def _out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         n = lengths if self.cfg.input == "waveform" else torch.div(lengths, MEL_HOP, rounding_mode="floor")
@@ -116,8 +121,9 @@ class AudioEncoder(nn.Module):
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """wave [B, S] float in [-1, 1] at cfg.sample_rate, lengths [B] real samples -> F_a [B, D]."""
         lengths = lengths.to(wave.device)
-        for h in self.conv_outputs(self._features(wave, lengths)):
-            pass  # h: the last layer's output [B, C, L]
+        h = self._features(wave, lengths)
+        for i in range(len(self.plan)):
+            h = self._layer(i, h)  # -> [B, C, L]
         n = self._out_lengths(lengths).clamp(max=h.shape[-1])
         keep = torch.arange(h.shape[-1], device=h.device)[None, :] < n[:, None]
         w = keep.unsqueeze(1).to(h.dtype)

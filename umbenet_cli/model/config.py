@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from umbenet_cli.errors import UserError
 
+import copy
 import dataclasses
 import json
 import types
@@ -197,7 +198,7 @@ class UMBEnetConfig:
         """A config the library itself wrote (checkpoint config.json, run.json): those are full
         dumps, so a field they lack was added later, and takes the value that rebuilds the model
         they were written for (``SAVED_BEFORE``), not today's default."""
-        data = json.loads(json.dumps(data))
+        data = copy.deepcopy(data)
         for section, fields in SAVED_BEFORE.items():
             if isinstance(data.get(section), dict):
                 for name, value in fields.items():
