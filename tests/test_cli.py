@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from umbenet_cli.cli import main
 
 
@@ -45,3 +47,36 @@ def test_console_script_exit_code():
     proc = subprocess.run([sys.executable, "-m", "umbenet_cli.cli", "info", "--preset", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "available presets" in proc.stderr
+
+
+def _umbenet(*args: str) -> subprocess.CompletedProcess:
+    """The installed `umbenet` console script, as a user runs it (not main() in-process)."""
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("umbenet")
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "umbenet_cli.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, says", [
+    ((), "Usage: umbenet"),                           # no command: the help, exit 2
+    (("trian",), "No such command 'trian'"),
+    (("train", "--fodl", "1"), "No such option: --fodl"),
+    (("train", "--fold"), "'--fold' requires an argument"),
+    (("eval", "--split"), "'--split' requires an argument"),
+    (("info", "--set", "pool.size"), "KEY=VALUE"),     # a BadParameter raised by our own code
+])
+def test_mistyped_commands_are_usage_errors_not_tracebacks(args, says):
+    """typer >= 0.24 raises its vendored click's exceptions (typer._click), not click's: both caught."""
+    proc = _umbenet(*args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert says in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_version():
+    from importlib.metadata import version
+
+    proc = _umbenet("--version")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"umbenet {version('umbenet')}"

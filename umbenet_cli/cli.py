@@ -33,8 +33,18 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"umbenet {version('umbenet')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # the terminal shows warnings; run logs get more
@@ -244,6 +254,27 @@ def info(
     describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint)
 
 
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` (ClickException, Exit, Abort) from every click the installed typer may raise: the
+    standalone ``click`` and the copy typer >= 0.24 vendors as ``typer._click``."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+CLICK_ERRORS = _click_classes("ClickException")  # usage errors: bad command, option, value
+EXITS = _click_classes("Exit") + (typer.Exit,)
+ABORTS = _click_classes("Abort") + (typer.Abort,)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; callable from tests with an argv list. Returns the exit code."""
     global _ARGV
@@ -254,14 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
-    except typer.Exit as exc:
+    except EXITS as exc:
         return exc.exit_code
-    except typer.Abort:
+    except ABORTS:
         console.print("[yellow]aborted[/]")
         return 130
-    except (typer.BadParameter, __import__("click").UsageError) as exc:
-        console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
-        return 2
+    except CLICK_ERRORS as exc:
+        exc.show()  # click's own usage line, "Try 'umbenet --help'", and the error
+        return exc.exit_code
     if rc == 130:
         console.print("[yellow]interrupted: work already finished is kept; run the same command again to resume[/]")
     return rc if isinstance(rc, int) else 0
