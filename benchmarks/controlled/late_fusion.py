@@ -12,7 +12,8 @@ from umbenet_cli.model.audio import AudioEncoder
 from umbenet_cli.model.config import UMBEnetConfig
 from umbenet_cli.model.text import TextStream
 from umbenet_cli.model.visual import TemporalTransformer
-from umbenet_cli.training.data import Splits, epoch_order, make_batch, sample_presence, step_rng
+from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng
+from umbenet_cli.training.two_stage import sample_presence
 from umbenet_cli.training.loop import confusion, uar_war
 
 

@@ -88,7 +88,8 @@ def bench(config: str, repeats: int, warmup: int, tmp: Path, device: str = "cpu"
     import torch
 
     from prefix_share import positions
-    from umbenet_cli.training.data import sample_presence, step_rng
+    from umbenet_cli.training.data import step_rng
+    from umbenet_cli.training.two_stage import sample_presence
 
     cuda = device.startswith("cuda")
 

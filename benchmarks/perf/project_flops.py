@@ -78,7 +78,8 @@ def measure(tmp: Path) -> dict:
 
     from bench_train import setup
     from gpu_bench import vit_flops_per_image
-    from umbenet_cli.training.data import make_batch, sample_presence, step_rng
+    from umbenet_cli.training.data import make_batch, step_rng
+    from umbenet_cli.training.two_stage import sample_presence
 
     cfg, model, trainer, _, exact = setup("vitb16", tmp)
     B = cfg.optim.batch_size

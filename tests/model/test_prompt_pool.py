@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from umbenet_cli.model.config import PoolConfig
-from umbenet_cli.model.prompt_pool import PromptPool, balance_scores, similarity, transfer_activated
+from umbenet_cli.model.prompt_pool import PromptPool, balance_scores, similarity
+from umbenet_cli.training.two_stage import transfer_activated
 
 
 def _pool(keys, query="cosine", top_k=1, balance=False, length=2):

@@ -14,7 +14,7 @@ means "more attractive": cosine (s + 1) * w_j, distances -d / w_j.
 
 Selection counts are kept per modality subset (rows indexed by the subset's bit code, video=1,
 audio=2, text=4), so usage per modality can be reported and stage 2 can keep the prompts that
-stage 1 activated.
+stage 1 activated (``training.two_stage``).
 """
 from __future__ import annotations
 
@@ -80,25 +80,3 @@ class PromptPool(nn.Module):
     def used(self) -> torch.Tensor:
         """Bool [N]: prompts selected at least once since the counts were last reset."""
         return self.counts.sum(0) > 0
-
-
-@torch.no_grad()
-def transfer_activated(old: PromptPool, new: PromptPool) -> list[int]:
-    """Stage 2 (paper 3.4): carry the prompts ``old`` activated into ``new``.
-
-    Prompts with a selection count above zero are copied (keys and values), most used first; if
-    more were used than ``new`` holds, the least used are left out. The rest of ``new`` keeps its
-    fresh initialisation. ``new``'s counts start at zero. Returns the old indices kept, in order.
-    """
-    if old.values.shape[1:] != new.values.shape[1:] or old.keys.shape[1] != new.keys.shape[1]:
-        raise ValueError(
-            f"cannot carry prompts of length {old.values.shape[1]} into a pool of length "
-            f"{new.values.shape[1]}: stage 2 must keep pool.length (and the backbone) of stage 1")
-    total = old.counts.sum(0)
-    order = torch.argsort(total, descending=True, stable=True)
-    kept = [int(i) for i in order if total[i] > 0][: new.cfg.size]
-    for slot, i in enumerate(kept):
-        new.keys[slot] = old.keys[i]
-        new.values[slot] = old.values[i]
-    new.counts.zero_()
-    return kept

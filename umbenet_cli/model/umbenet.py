@@ -7,6 +7,10 @@
     e_c (per clip, class)  = CLIP_text([SOS] P' ; P_inherent ; class c ; [EOS])  eq. 14
     logits                 = logit_scale · cos(F_fusion, e_c)                    eq. 5
     loss                   = CE + lambda·sum|W1| (+ gate L1) + w·key loss       eq. 5, 13
+
+How it is trained (section 3.4: stage 1 unimodal, stage 2 from the prompts stage 1 activated with
+randomly missing modalities; the schedule and stopping rules of 4.1) lives in one place,
+``umbenet_cli.training.two_stage``.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Training data from the feature cache: folds, a validation split, batches, modality sampling.
+"""Training data from the feature cache: folds, a validation split, batches.
+
+Which modalities each stage presents is decided in ``training.two_stage``.
 
 Everything random here is a pure function of (seed, stage, epoch, step), never of global state:
 a resumed run, or a run split over several processes, sees exactly the batches and modality
@@ -93,28 +95,6 @@ def step_rng(seed: int, *keys: int) -> np.random.Generator:
 
 def epoch_order(train: np.ndarray, seed: int, stage: int, epoch: int) -> np.ndarray:
     return step_rng(seed, stage, epoch, 0).permutation(train)
-
-
-def sample_presence(available: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
-    """available [B, 3] bool -> presented [B, 3] bool.
-
-    mode "unimodal" (stage 1): one modality per clip, uniformly among those it has.
-    mode "subsets" (stage 2, one-stage): a uniform non-empty subset of those it has.
-    mode "all": everything it has (validation, evaluation).
-    """
-    if mode == "all":
-        return available.copy()
-    out = np.zeros_like(available)
-    for i, row in enumerate(available):
-        have = np.flatnonzero(row)
-        if mode == "unimodal":
-            out[i, rng.choice(have)] = True
-        elif mode == "subsets":
-            code = rng.integers(1, 2 ** len(have))  # a non-empty subset of the available ones
-            out[i, have[[bool(code >> b & 1) for b in range(len(have))]]] = True
-        else:
-            raise ValueError(f"unknown modality sampling mode {mode!r}")
-    return out
 
 
 def modality_mask(names: tuple[str, ...]) -> np.ndarray:

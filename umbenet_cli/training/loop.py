@@ -1,4 +1,7 @@
-"""One training stage: epochs of steps, validation, the paper's schedule, checkpoints, resume.
+"""One training stage: epochs of steps, validation, checkpoints, resume (the mechanics).
+
+What a stage presents, how it starts and when it stops (paper section 3.4 and the schedule of
+4.1) are decided in ``training.two_stage``; this module carries them out.
 
 A stage writes into its own folder::
 
@@ -27,11 +30,11 @@ import torch.nn.functional as F
 from umbenet_cli.data.cache_read import FeatureTable
 from umbenet_cli.model.checkpoint import load_weights, save_checkpoint
 from umbenet_cli.model.umbenet import UMBEnet
-from umbenet_cli.training.data import Splits, epoch_order, make_batch, sample_presence, step_rng
+from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng
 from umbenet_cli.training.distributed import DistInfo, all_reduce_sum_
+from umbenet_cli.training.two_stage import STAGE_IDS, make_optimizer, make_scheduler, sample_presence, stop_reason
 
 log = logging.getLogger(__name__)
-STAGE_IDS = {"stage1": 1, "stage2": 2, "onestage": 3}
 LOSS_PARTS = ("total", "ce", "l1", "gate_l1", "key")
 
 
@@ -94,10 +97,8 @@ class StageTrainer:
         self.seed, self.info, self.save_every, self.max_steps = seed, info, save_every, max_steps
         self.cfg = model.config.optim
         params = [p for p in model.parameters() if p.requires_grad]
-        opt_cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
-        self.opt = opt_cls(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.opt, mode="min", factor=self.cfg.plateau_factor, patience=self.cfg.plateau_patience)
+        self.opt = make_optimizer(params, self.cfg)
+        self.sched = make_scheduler(self.opt, self.cfg)
         self.state = StageState()
         self.console = None  # set by the caller to print one line per epoch
         self.net = model
@@ -257,10 +258,7 @@ class StageTrainer:
         st.step_in_epoch = 0 if not partial else st.step_in_epoch
         st.sums = {}
         if st.stop_reason is None:
-            if lr < cfg.min_lr:
-                st.stop_reason = f"learning rate {lr:.2e} fell below min_lr={cfg.min_lr:g}"
-            elif train["acc"] > cfg.stop_train_accuracy:
-                st.stop_reason = f"training accuracy {train['acc']:.3f} passed {cfg.stop_train_accuracy:g}"
+            st.stop_reason = stop_reason(lr, train["acc"], cfg)
         self._save("last")
         msg = (f"{self.stage} epoch {line['epoch']}: train loss {train['total']:.4f} UAR {train['uar']:.3f} "
                f"WAR {train['war']:.3f} | val loss {val['loss']:.4f} UAR {val['uar']:.3f} WAR {val['war']:.3f} "

@@ -9,9 +9,6 @@ from umbenet_cli.errors import UserError
 from umbenet_cli.model.config import MODALITIES, UMBEnetConfig
 
 STAGES = ("1", "2", "both", "one")
-# How each stage presents modalities (paper 3.4): stage 1 one modality per clip; stage 2 and the
-# one-stage ablation a random non-empty subset of what the clip has.
-STAGE_MODES = {"stage1": "unimodal", "stage2": "subsets", "onestage": "subsets"}
 
 
 class TrainError(UserError, ValueError):

@@ -16,20 +16,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from umbenet_cli.data.cache_read import FeatureTable, read_features
 from umbenet_cli.model.backbone import load_backbone
-from umbenet_cli.model.checkpoint import load_weights
 from umbenet_cli.model.config import MODALITIES
-from umbenet_cli.model.prompt_pool import PromptPool, transfer_activated
-from umbenet_cli.model.umbenet import UMBEnet
 from umbenet_cli.training.data import Splits, make_splits, modality_mask, protocol_folds
 from umbenet_cli.training.distributed import DistInfo
 from umbenet_cli.training.loop import StageTrainer
-from umbenet_cli.training.options import STAGE_MODES, TrainError, TrainOptions
+from umbenet_cli.training.options import TrainError, TrainOptions
+from umbenet_cli.training.two_stage import STAGE_MODES, build_stage_model, stage1_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -86,31 +83,6 @@ def resolve_folds(table: FeatureTable, fold: str | None) -> tuple[int | None, ..
     if k not in folds:
         raise TrainError(f"--fold {k}: this cache defines folds {folds}")
     return (k,)
-
-
-def stage1_checkpoint(opts: TrainOptions, fold: int | None) -> Path:
-    """Where stage 2 takes its prompts from: --init-from, else this run's own stage 1."""
-    src = opts.init_from if opts.init_from is not None else opts.split_dir(fold) / "stage1"
-    for cand in (src, src / "checkpoints" / "best", src / (f"fold{fold}" if fold else "train-test") / "stage1" / "checkpoints" / "best"):
-        if (cand / "COMPLETE").is_file():
-            return cand
-    raise TrainError(f"stage 2 needs a trained stage 1: none found at {src}. Run --stage 1 first "
-                     f"(or --stage both), or pass --init-from RUN_OR_CHECKPOINT")
-
-
-def build_stage_model(opts: TrainOptions, stage: str, fold: int | None, backbone) -> tuple[UMBEnet, dict]:
-    torch.manual_seed(opts.seed)
-    model = UMBEnet(opts.model, backbone=backbone)
-    info = {}
-    if stage == "stage2":
-        src = stage1_checkpoint(opts, fold)
-        load_weights(model, src)
-        if model.pool is not None:
-            fresh = PromptPool(backbone.dims.embed_dim, backbone.dims.token_dim, opts.model.pool)
-            kept = transfer_activated(model.pool, fresh)
-            model.pool = fresh
-            info = {"init_from": str(src), "prompts_carried": kept}
-    return model, info
 
 
 def prepare(opts: TrainOptions, new_run: bool) -> tuple[FeatureTable, np.ndarray, tuple[int | None, ...]]:
