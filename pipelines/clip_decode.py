@@ -27,6 +27,7 @@ class DecodedClip:
     n_valid: int = 0
     n_source_frames: int = 0
     audio: np.ndarray | None = None  # float32 [n] at the cache's sample rate, cut to S samples
+    speech: np.ndarray | None = None  # the whole audio, uncut, for records whose text comes from ASR
     audio_reason: str | None = None
     video_reason: str | None = None
     fatal: str | None = None  # the file cannot be read at all
@@ -83,6 +84,8 @@ def decode_clip(record: ClipRecord, T: int, sample_rate: int, max_samples: int,
             if len(result.waveform) > max_samples:
                 out.notes.append(f"audio cut to the first {max_samples / sample_rate:g} s")
             out.audio = np.ascontiguousarray(wave, dtype=np.float32)
+            if record.text_source == "asr":  # the transcript covers the clip, not the model's cut
+                out.speech = np.asarray(result.waveform, dtype=np.float32)
         else:
             out.audio_reason = result.missing_reason
     elif out.fatal is not None:

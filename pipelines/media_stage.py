@@ -124,7 +124,10 @@ class MediaStage:
         if self._asr is None:
             from pipelines.asr import load_asr
 
-            self._asr = load_asr(self.opts.asr_model, device=self.opts.device)
+            t0 = time.perf_counter()
+            self._asr = load_asr(self.opts.asr_model, self.opts.asr_backend, device=self.opts.device)
+            self._asr.check_language(self.opts.language)
+            self.seconds["asr load"] += time.perf_counter() - t0
         return self._asr
 
     def run(self, records: list[ClipRecord], write: Callable[[dict], None],
@@ -190,11 +193,12 @@ class MediaStage:
                           else "no text for this clip in the annotations")
                 out[id(clip)] = (None, "none", None, reason)
         if need_asr:
-            from pipelines.asr import transcribe
+            from pipelines.asr import to_16k
 
-            results = transcribe(self.asr(), [c.audio for c in need_asr], language=self.opts.language,
-                                 batch_size=self.opts.batch_clips)
+            results = self.asr().transcribe([to_16k(c.speech, self.opts.sample_rate) for c in need_asr],
+                                            language=self.opts.language, batch_size=self.opts.batch_clips)
             for clip, r in zip(need_asr, results):
+                clip.speech = None  # transcribed: the uncut audio is not kept
                 out[id(clip)] = (r.text, "asr" if r.text else "none", r.language, r.missing_reason)
         self.seconds["text"] += time.perf_counter() - t0
         return out

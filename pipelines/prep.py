@@ -145,18 +145,21 @@ def _media(opts, spec, dataset, expect_text, records, progress, summary) -> None
     from pipelines.media_stage import MediaStage, media_threads, torch_threads
 
     table = media_dir(opts.out)
-    if opts.force and table.exists():
-        shutil.rmtree(table)
-    _check_spec(table, spec.for_table("media"), "media")
-    done = done_ids(table) if table.exists() else set()
+    if not opts.force:
+        _check_spec(table, spec.for_table("media"), "media")
+    done = set() if opts.force or not table.exists() else done_ids(table)
     todo = [r for r in records if r.clip_id not in done]
-    summary.media_done_before = len(records) - len(todo)
-    task = progress.add_task("media", total=len(records), completed=summary.media_done_before)
     stage = MediaStage(opts, dataset, expect_text)
     t0 = time.perf_counter()
-    with (PartWriter(table, spec, shard=opts.shard_name, rows_per_part=4 * opts.batch_clips) as writer,
-          torch_threads(media_threads(opts) if todo else None)):
-        stage.run(todo, writer.write, lambda n: progress.advance(task, n))
+    with torch_threads(media_threads(opts) if todo else None):
+        if any(r.text_source == "asr" for r in todo):
+            stage.asr()  # a model that does not load stops prep here, before anything is written or removed
+        if opts.force and table.exists():
+            shutil.rmtree(table)
+        summary.media_done_before = len(records) - len(todo)
+        task = progress.add_task("media", total=len(records), completed=summary.media_done_before)
+        with PartWriter(table, spec, shard=opts.shard_name, rows_per_part=4 * opts.batch_clips) as writer:
+            stage.run(todo, writer.write, lambda n: progress.advance(task, n))
     summary.seconds.update({f"media: {k}": v for k, v in stage.seconds.items()})
     summary.seconds["media"] = time.perf_counter() - t0
 

@@ -5,6 +5,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.asr import DEFAULT_BACKEND
 from umbenet_cli.data.cache_parts import parse_shard
 from umbenet_cli.data.cache_schema import CacheError
 from umbenet_cli.errors import UserError
@@ -29,7 +30,8 @@ class PrepOptions:
     out: Path
     model: UMBEnetConfig
     source_options: dict = field(default_factory=dict)  # e.g. {"text": "asr"} for MAFW
-    asr_model: str = "base"  # Whisper name or local .pt path, for clips whose text comes from ASR
+    asr_model: str = "base"  # Whisper name, local .pt (whisper) or CTranslate2 folder (faster-whisper)
+    asr_backend: str = DEFAULT_BACKEND  # pipelines.asr.BACKENDS
     language: str | None = None  # Whisper language; None = detect per clip
     face_fallback: str = "frame"
     scene: bool = False
@@ -68,6 +70,9 @@ class PrepOptions:
 
             if not torch.cuda.is_available():
                 problems.append(f"--device {self.device}: no CUDA device is visible here; use --device cpu")
+        from pipelines.asr import check_backend, language_problem
+
+        problems += [p for p in (check_backend(self.asr_backend), language_problem(self.language)) if p]
         unknown = [s for s in self.stages if s not in ("media", "embed")]
         if unknown or not self.stages:
             problems.append(f"stages {list(self.stages)}: choose among 'media' and 'embed'")

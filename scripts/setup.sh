@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything the toolkit needs on a fresh Debian/Ubuntu machine; safe to run again.
 #   - system ffmpeg (and espeak-ng, used only to regenerate sample_data/) where missing
+#   - pocketsphinx-testdata (real speech for the ASR tests) where missing
 #   - a virtual environment in .venv with the package installed in editable mode
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+# Real speech for the ASR tests (five LibriVox recordings with their transcription).
+dpkg -s pocketsphinx-testdata >/dev/null 2>&1 || need_apt+=(pocketsphinx-testdata)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "setup: installing ${need_apt[*]} with apt-get"

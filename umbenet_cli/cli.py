@@ -61,7 +61,8 @@ def prep(
     text: Annotated[Optional[str], typer.Option(help="MAFW: 'caption' (annotated) or 'asr' (Whisper).")] = None,
     media: Annotated[Optional[str], typer.Option(help="DFEW: 'auto', 'clips' (detect faces) or 'frames' (pre-cropped).")] = None,
     classes: Annotated[Optional[str], typer.Option(help="manifest: ordered class names, comma separated.")] = None,
-    asr_model: Annotated[str, typer.Option(help="Whisper model name or local .pt path for ASR text.")] = "base",
+    asr_model: Annotated[str, typer.Option(help="Whisper model name, or a local .pt file (--asr-backend whisper) or CTranslate2 folder (faster-whisper), for ASR text.")] = "base",
+    asr_backend: Annotated[str, typer.Option(help="whisper (openai-whisper) or faster-whisper (CTranslate2).")] = "whisper",
     language: Annotated[Optional[str], typer.Option(help="Whisper language code; default: detect per clip.")] = None,
     face_fallback: Annotated[str, typer.Option(help="Frames without a face: frame, neighbour or mark.")] = "frame",
     scene: Annotated[bool, typer.Option(help="Also keep low-resolution whole frames (scene stream).")] = False,
@@ -91,7 +92,7 @@ def prep(
     opts = PrepOptions(
         source=source, root=Path(root), out=Path(out or f"cache/{source}"),
         model=UMBEnetConfig.preset(preset, **parse_overrides(set_)), source_options=source_options,
-        asr_model=asr_model, language=language, face_fallback=face_fallback, scene=scene,
+        asr_model=asr_model, asr_backend=asr_backend, language=language, face_fallback=face_fallback, scene=scene,
         device=device, workers=workers, torch_threads=torch_threads, batch_clips=batch_clips, shard=parse_shard_option(shard),
         force=force, on_problem=on_problem, stages=("media",) if media_only else ("media", "embed"))
     summary = run_prep(opts, console)
@@ -222,7 +223,8 @@ def predict(
     checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
     fold: Annotated[Optional[int], typer.Option(help="The fold's model, for a run trained on several folds.")] = None,
     runs_dir: Annotated[str, typer.Option(help="Folder holding the runs (for the default --run).")] = "runs",
-    asr_model: Annotated[str, typer.Option(help="Whisper model name or local .pt path for the transcript.")] = "base",
+    asr_model: Annotated[str, typer.Option(help="Whisper model name, or a local .pt file (--asr-backend whisper) or CTranslate2 folder (faster-whisper), for the transcript.")] = "base",
+    asr_backend: Annotated[str, typer.Option(help="whisper (openai-whisper) or faster-whisper (CTranslate2).")] = "whisper",
     asr: Annotated[bool, typer.Option("--asr/--no-asr", help="Transcribe speech (--no-asr: text is missing).")] = True,
     language: Annotated[Optional[str], typer.Option(help="Whisper language code; default: detect per video.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N for faces, ASR and the model.")] = "cpu",
@@ -236,7 +238,7 @@ def predict(
     from umbenet_cli.inference.predict import PredictOptions, run_predict
 
     opts = PredictOptions(inputs=Path(inputs), run=Path(run) if run else None, checkpoint=checkpoint, fold=fold,
-                          runs_dir=Path(runs_dir), asr_model=asr_model if asr else None, language=language,
+                          runs_dir=Path(runs_dir), asr_model=asr_model if asr else None, asr_backend=asr_backend, language=language,
                           device=device, json_path=Path(json_path) if json_path else None, top=top,
                           batch_clips=batch_clips)
     run_predict(opts, console, Console())

@@ -43,6 +43,7 @@ class ClipInputs:
     n_valid: int = 0
     face_ratio: float = 0.0
     audio: np.ndarray | None = None
+    speech: np.ndarray | None = None  # the whole audio, uncut, for ASR (dropped once transcribed)
     text: str | None = None
     language: str | None = None
     missing: dict[str, str] = field(default_factory=dict)
@@ -68,7 +69,7 @@ class MediaReader:
     Args:
         num_frames: T, frames sampled per video (the model's ``num_frames``).
         sample_rate, max_samples: audio rate in Hz and the model's input length S_a in samples.
-        asr: a loaded Whisper model (``pipelines.asr.load_asr``), or None for no text.
+        asr: a speech recogniser (``pipelines.asr.load_asr``, either backend), or None for no text.
         language: Whisper language code; None detects it per video.
         scene: also keep whole frames, for models with a scene stream.
     """
@@ -118,6 +119,7 @@ class MediaReader:
             clip.missing["video"] = d.video_reason or "video not decodable"
         if d.audio is not None:
             clip.audio = d.audio
+            clip.speech = d.speech
         else:
             clip.missing["audio"] = d.audio_reason or "no audio"
         return clip
@@ -157,13 +159,14 @@ class MediaReader:
                 need.append(clip)
         if not need:
             return
-        from pipelines.asr import transcribe
+        from pipelines.asr import to_16k
 
-        # One video per Whisper call: batched decoding changes the logits in the last bits, enough
-        # to flip a near tie (language detection, a token), and a video's transcript, hence its
+        # One window per decode: batched decoding changes the logits in the last bits, enough to
+        # flip a near tie (language detection, a token), and a video's transcript, hence its
         # prediction, must not depend on which other videos share its batch.
-        for clip, r in zip(need, transcribe(self.asr, [c.audio for c in need], language=self.language,
-                                            batch_size=1)):
+        speech = [to_16k(c.speech if c.speech is not None else c.audio, self.sample_rate) for c in need]
+        for clip, r in zip(need, self.asr.transcribe(speech, language=self.language, batch_size=1)):
+            clip.speech = None
             clip.language = r.language
             if r.text:
                 clip.text = r.text

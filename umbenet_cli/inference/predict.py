@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from pipelines.asr import DEFAULT_BACKEND
 from umbenet_cli.inference.inputs import ClipInputs, MediaReader
 from umbenet_cli.inference.locate import PredictError, find_checkpoint, find_videos, run_modalities
 from umbenet_cli.model.config import MODALITIES
@@ -81,11 +82,15 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, asr_model: str | None = "base", language: str | None = None,
-                        device: str = "cpu", batch_clips: int = 8, workers: int = 2) -> "Predictor":
-        """Load the model of a checkpoint folder and Whisper (``asr_model`` None: no speech recognition)."""
+                        device: str = "cpu", batch_clips: int = 8, workers: int = 2,
+                        asr_backend: str = DEFAULT_BACKEND) -> "Predictor":
+        """Load the model of a checkpoint folder and the speech recogniser (``asr_model`` None: none)."""
         from pipelines.asr import load_asr
 
-        asr = load_asr(asr_model, device=device) if asr_model else None  # fails early when offline
+        asr = None
+        if asr_model:  # fails early: offline, a broken model, a language the model cannot do
+            asr = load_asr(asr_model, asr_backend, device=device)
+            asr.check_language(language)
         model = UMBEnet.load(checkpoint, map_location=device)
         cfg = model.config
         reader = MediaReader(cfg.num_frames, cfg.audio.sample_rate, model.audio.num_samples, device=device,
@@ -187,6 +192,7 @@ class PredictOptions:
     asr_model: str | None = "base"  # None: no speech recognition
     language: str | None = None
     device: str = "cpu"
+    asr_backend: str = DEFAULT_BACKEND
     json_path: Path | None = None
     top: int = 3
     batch_clips: int = 8
@@ -201,12 +207,9 @@ class PredictOptions:
             problems.append(f"--device {self.device!r}: use cpu, cuda or cuda:N")
         elif self.device.startswith("cuda") and not torch.cuda.is_available():
             problems.append(f"--device {self.device}: no CUDA device is visible here; use --device cpu")
-        if self.language is not None:
-            from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+        from pipelines.asr import check_backend, language_problem
 
-            if self.language.lower() not in LANGUAGES and self.language.lower() not in TO_LANGUAGE_CODE:
-                problems.append(f"--language {self.language!r}: not a language Whisper knows; give a code "
-                                f"such as en, zh, de, fr (one of {len(LANGUAGES)}), or leave it out to detect it")
+        problems += [p for p in (check_backend(self.asr_backend), language_problem(self.language)) if p]
         if self.json_path is not None and self.json_path.is_dir():
             problems.append(f"--json {self.json_path}: is a folder; give a file path such as predictions.json")
         if problems:
@@ -214,11 +217,9 @@ class PredictOptions:
 
     @property
     def language_code(self) -> str | None:
-        if self.language is None:
-            return None
-        from whisper.tokenizer import TO_LANGUAGE_CODE
+        from pipelines.asr import language_code
 
-        return TO_LANGUAGE_CODE.get(self.language.lower(), self.language.lower())
+        return language_code(self.language)
 
 
 def run_predict(opts: PredictOptions, console: Console, out: Console | None = None) -> list[VideoPrediction]:
@@ -237,10 +238,11 @@ def run_predict(opts: PredictOptions, console: Console, out: Console | None = No
 
     try:
         predictor = Predictor.from_checkpoint(checkpoint, opts.asr_model, opts.language_code, opts.device,
-                                              opts.batch_clips)
+                                              opts.batch_clips, asr_backend=opts.asr_backend)
     except ASRError as exc:
-        raise PredictError(f"{exc}\nFor `umbenet predict`: pass a local Whisper .pt file with --asr-model "
-                           f"PATH, or --no-asr to predict without transcripts (text missing).") from exc
+        raise PredictError(f"{exc}\nFor `umbenet predict`: pass a local model with --asr-model PATH (a .pt file "
+                           f"for --asr-backend whisper, a CTranslate2 folder for faster-whisper), or --no-asr "
+                           f"to predict without transcripts (text missing).") from exc
     with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=len(videos) < 2) as progress:
         task = progress.add_task("videos", total=len(videos))

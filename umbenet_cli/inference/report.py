@@ -102,8 +102,9 @@ def print_predictions(predictions: list[VideoPrediction], classes: tuple[str, ..
 
 def write_json(path: Path, predictions: list[VideoPrediction], classes: tuple[str, ...], checkpoint: Path,
                opts: PredictOptions) -> Path:
-    """``{"checkpoint", "classes", "asr_model", "language", "videos": [one object per video]}``."""
+    """``{"checkpoint", "classes", "asr_model", "asr_backend", "language", "videos": [one per video]}``."""
     data = {"checkpoint": str(checkpoint), "classes": list(classes), "asr_model": opts.asr_model,
+            "asr_backend": opts.asr_backend if opts.asr_model else None,
             "language": opts.language_code, "videos": [p.to_dict() for p in predictions]}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
