@@ -224,9 +224,13 @@ class MediaStage:
         if clip.fatal is None and txt is None and expect_text:
             reasons.append(f"text: {text_reason}")
         if clip.fatal is not None:
+            # A failed clip takes part in nothing: its annotated text (e.g. a MAFW caption of a
+            # 0-byte video) is not kept either, so no modality subset can score it.
             status, reasons = "failed", [clip.fatal]
             crops = scene = None
             clip.audio = None
+            if txt is not None:
+                txt, source, lang, text_reason = None, "none", None, f"clip failed ({clip.fatal})"
         elif crops is None and clip.audio is None and txt is None:
             status = "failed"
             reasons.append("no usable modality")

@@ -124,6 +124,7 @@ def train(
     stage: Annotated[str, typer.Option(help="1, 2, both, or one (the one-stage ablation).")] = "both",
     fold: Annotated[Optional[str], typer.Option(help="Fold to hold out (1-5), or 'all' for the full protocol.")] = None,
     modalities: Annotated[str, typer.Option(help="Modalities to train on, e.g. video,text.")] = "video,audio,text",
+    exclude_classes: Annotated[Optional[str], typer.Option(help="Classes left out of training, validation and test, with their prompts (e.g. neutral: MAFW's 10-class protocol); from the same cache.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of the training fold kept for validation (stratified).")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the validation split, batches and modality draws.")] = 0,
     init_from: Annotated[Optional[str], typer.Option(help="Stage 2: the stage-1 run or checkpoint to take prompts from.")] = None,
@@ -160,10 +161,14 @@ def train(
         spec = table_spec(features_dir(cache))
         if spec is None:
             raise TrainError(f"no feature cache at {cache}: run `umbenet prep` first (or pass --cache)")
+        from umbenet_cli.data.class_subset import kept_classes, parse_class_names
+
+        kept = kept_classes(spec.classes, parse_class_names(exclude_classes))
         overrides = parse_overrides(set_)
-        overrides.setdefault("classes", list(spec.classes))
+        overrides.setdefault("classes", list(kept))
         opts = TrainOptions(cache=Path(cache), run_dir=run_dir, model=UMBEnetConfig.preset(preset, **overrides),
                             stage=stage, fold=fold, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+                            exclude_classes=tuple(c for c in spec.classes if c not in kept),
                             val_fraction=val_fraction, seed=seed, init_from=Path(init_from) if init_from else None,
                             device=device, save_every=save_every, max_steps=max_steps)
     world = (len(gpu_ids) if gpu_ids else nproc) * nnodes

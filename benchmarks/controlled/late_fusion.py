@@ -12,9 +12,9 @@ from umbenet_cli.model.audio import AudioEncoder
 from umbenet_cli.model.config import UMBEnetConfig
 from umbenet_cli.model.text import TextStream
 from umbenet_cli.model.visual import TemporalTransformer
+from umbenet_cli.evaluation.metrics import confusion_matrix, uar
 from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng
 from umbenet_cli.training.two_stage import sample_presence
-from umbenet_cli.training.loop import confusion, uar_war
 
 
 class LateFusion(nn.Module):
@@ -52,9 +52,9 @@ def train_late_fusion(cfg: UMBEnetConfig, dim: int, table: FeatureTable, splits:
             loss.backward()
             opt.step()
         preds = predict(model, table, splits.val, available[splits.val])
-        uar, _ = uar_war(confusion(table.labels[splits.val].astype(np.int64), preds, len(cfg.classes)))
-        if uar > best:
-            best, best_state = uar, {k: v.clone() for k, v in model.state_dict().items()}
+        val_uar = uar(confusion_matrix(table.labels[splits.val].astype(np.int64), preds, len(cfg.classes)))
+        if val_uar > best:
+            best, best_state = val_uar, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     return model
 

@@ -48,7 +48,21 @@ def test_every_subset_written_and_consistent(run_all_folds, capsys):
     text_only = next(e for e in results["subsets"] if e["name"] == "T")
     neutral = classes.index("neutral")
     assert text_only["n_without_input"] >= sum(int(p["label"]) == neutral for p in preds)  # neutral has no text
-    assert results["rule_without_neutral"].startswith("10-class scores leave out")
+    # Without neutral, both rules, each under its own key, checked on the written predictions.
+    assert "row AND column" in results["rules"]["without_neutral_authors"]
+    assert "counts as an error" in results["rules"]["without_neutral_strict"]
+    full = next(e for e in results["subsets"] if e["name"] == "V+A+T")
+    y = np.array([int(p["label"]) for p in preds])
+    p = np.array([int(p["pred_V+A+T"]) for p in preds])
+    strict, authors = y != neutral, (y != neutral) & (p != neutral)
+    assert full["without_neutral_strict"]["war"] == pytest.approx(accuracy_score(y[strict], p[strict]))
+    assert full["without_neutral_authors"]["war"] == pytest.approx(accuracy_score(y[authors], p[authors]))
+    assert full["uar_classes"] == len(set(y.tolist()))
+    with open(res_dir / "results.csv") as fh:
+        header = next(csv.reader(fh))
+    assert {"uar_without_neutral_authors", "war_without_neutral_strict"} <= set(header)
+    assert (res_dir / "confusion_V+A+T_without_neutral.csv").read_text().count("\n") == len(classes)  # header + 3 rows
+    assert "UAR w/o neutral (authors' rule)" in out and "strict rule: neutral clips are left out" in out
     summary = json.loads((run_all_folds / "eval-test.json").read_text())
     assert summary["folds"] == [1, 2, 3, 4, 5] and len(summary["subsets"]) == 7
     with np.load(res_dir / "features.npz") as f:

@@ -70,12 +70,23 @@ def test_matches_sklearn_on_random_case(seed: int) -> None:
     k = seed % c
     rest = y_true != k
     if rest.any():
-        d = M.scores(y_true, y_pred, c, drop=k)
+        d = M.scores(y_true, y_pred, c, drop=k, rule="strict")
         assert d.n == int(rest.sum())
         assert d.war == pytest.approx(skm.accuracy_score(y_true[rest], y_pred[rest]), abs=1e-12)
         ref = _sk(skm.balanced_accuracy_score, y_true[rest], y_pred[rest])
         assert d.uar == pytest.approx(ref, abs=1e-12)
         assert math.isnan(d.per_class_recall[k])
+        # The authors' rule == scoring only the clips that are neither of class k nor predicted k;
+        # the classes averaged are the same as the strict rule's (those with a true clip, less k).
+        a = M.scores(y_true, y_pred, c, drop=k, rule="authors")
+        both = rest & (y_pred != k)
+        assert a.n == int(both.sum()) and a.uar_classes == d.uar_classes
+        if both.any():
+            assert a.war == pytest.approx(skm.accuracy_score(y_true[both], y_pred[both]), abs=1e-12)
+        averaged = [j for j in range(c) if j != k and (y_true == j).any()]
+        recall = [float(np.mean(y_pred[both & (y_true == j)] == j)) if (both & (y_true == j)).any() else 0.0
+                  for j in averaged]
+        assert a.uar == pytest.approx(float(np.mean(recall)), abs=1e-12)
 
 
 def test_random_cases_cover_absent_classes() -> None:
@@ -101,7 +112,7 @@ def test_ten_class_rule_by_hand() -> None:
     assert full.war == pytest.approx(8 / 13)
     assert full.uar == pytest.approx((2 / 4 + 2 / 3 + 1 / 2 + 3 / 4) / 4)
 
-    ten = M.scores(y_true, y_pred, 4, drop=1)
+    ten = M.scores(y_true, y_pred, 4, drop=1, rule="strict")
     assert ten.n == 10                                       # 13 clips - 3 neutral clips
     assert ten.war == pytest.approx(6 / 10)                  # 2 + 1 + 3 right
     assert ten.uar == pytest.approx((2 / 4 + 1 / 2 + 3 / 4) / 3)
@@ -119,10 +130,65 @@ def test_ten_class_rule_on_mafw_classes() -> None:
     y_true = np.arange(11).repeat(2)
     y_pred = y_true.copy()
     y_pred[0] = neutral  # one anger clip predicted neutral
-    s = M.scores(y_true, y_pred, 11, drop=neutral)
+    s = M.scores(y_true, y_pred, 11, drop=neutral, rule="strict")
     assert s.n == 20 and s.war == pytest.approx(19 / 20)
-    assert s.uar == pytest.approx((0.5 + 9 * 1.0) / 10)
-    assert "neutral" in M.TEN_CLASS_RULE and "10" in M.TEN_CLASS_RULE
+    assert s.uar == pytest.approx((0.5 + 9 * 1.0) / 10) and s.uar_classes == 10
+    a = M.scores(y_true, y_pred, 11, drop=neutral, rule="authors")  # the anger clip drops out
+    assert a.n == 19 and a.war == 1.0 and a.uar == 1.0 and a.uar_classes == 10
+    assert "neutral" in M.WITHOUT_NEUTRAL_RULES["strict"]
+    assert "row AND column" in M.WITHOUT_NEUTRAL_RULES["authors"]
+
+
+def test_authors_rule_by_hand() -> None:
+    """The authors' display_cls_confusion_matrix_6 (delete the neutral row and column, then recall
+    and accuracy on what is left), on a matrix with neutral predictions in several rows."""
+    # classes: 0 = a, 1 = b, 2 = neutral, 3 = c, 4 = d. Rows true, columns predicted.
+    cm = np.array([
+        [5, 1, 2, 0, 0],   # a: 8 clips, 2 predicted neutral
+        [0, 3, 1, 1, 0],   # b: 5 clips, 1 predicted neutral
+        [1, 0, 6, 0, 1],   # neutral: deleted
+        [0, 0, 0, 4, 0],   # c: 4 clips, none predicted neutral
+        [1, 0, 3, 0, 2],   # d: 6 clips, 3 predicted neutral
+    ])
+    # Left after deleting row 2 and column 2 (by hand):
+    #   a: [5, 1, 0, 0] -> 6 clips, 5 right;  b: [0, 3, 1, 0] -> 4 clips, 3 right
+    #   c: [0, 0, 4, 0] -> 4 clips, 4 right;  d: [1, 0, 0, 2] -> 3 clips, 2 right
+    a = M.scores_from_confusion(cm, drop=2, rule="authors")
+    assert a.n == 6 + 4 + 4 + 3
+    assert a.war == pytest.approx((5 + 3 + 4 + 2) / 17)
+    assert a.uar == pytest.approx((5 / 6 + 3 / 4 + 4 / 4 + 2 / 3) / 4)
+    assert a.per_class_recall[0] == pytest.approx(5 / 6) and math.isnan(a.per_class_recall[2])
+    assert a.uar_classes == 4
+    np.testing.assert_array_equal(M.delete_class(cm, 2), [[5, 1, 0, 0], [0, 3, 1, 0], [0, 0, 4, 0], [1, 0, 0, 2]])
+    # The strict rule keeps the neutral column: a neutral prediction is an error.
+    s = M.scores_from_confusion(cm, drop=2, rule="strict")
+    assert s.n == 8 + 5 + 4 + 6
+    assert s.war == pytest.approx((5 + 3 + 4 + 2) / 23)
+    assert s.uar == pytest.approx((5 / 8 + 3 / 5 + 4 / 4 + 2 / 6) / 4)
+    # A class whose every clip was predicted neutral: recall 0 under the authors' rule (not left
+    # out, which would raise the UAR of a model that predicts neutral for a hard class).
+    cm2 = cm.copy()
+    cm2[4] = [0, 0, 6, 0, 0]
+    a2 = M.scores_from_confusion(cm2, drop=2, rule="authors")
+    assert a2.per_class_recall[4] == 0.0 and a2.uar_classes == 4
+    assert a2.uar == pytest.approx((5 / 6 + 3 / 4 + 4 / 4 + 0) / 4)
+    with pytest.raises(M.MetricsError, match="needs a rule"):
+        M.scores_from_confusion(cm, drop=2)
+
+
+def test_uar_class_set_is_the_classes_present_under_every_rule() -> None:
+    """One rule for a class with no clip in the split: left out of the mean (11-class, strict and
+    authors' 10-class alike), and the number averaged is recorded."""
+    # classes: 0 = a, 1 = neutral, 2 = b (no clip in this split), 3 = c
+    y_true = np.array([0, 0, 1, 1, 3, 3, 3, 3])
+    y_pred = np.array([0, 1, 1, 0, 3, 3, 2, 1])
+    full = M.scores(y_true, y_pred, 4)
+    assert full.uar_classes == 3 and full.uar == pytest.approx((1 / 2 + 1 / 2 + 2 / 4) / 3)
+    strict = M.scores(y_true, y_pred, 4, drop=1, rule="strict")
+    assert strict.uar_classes == 2 and strict.uar == pytest.approx((1 / 2 + 2 / 4) / 2)
+    authors = M.scores(y_true, y_pred, 4, drop=1, rule="authors")
+    assert authors.uar_classes == 2 and authors.uar == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert math.isnan(full.per_class_recall[2]) and math.isnan(authors.per_class_recall[2])
 
 
 def test_batch_averaged_uar_differs_from_whole_split() -> None:
@@ -151,7 +217,7 @@ def test_pct_and_to_dict() -> None:
     assert M.pct(1.0, digits=1) == "100.0%"
     d = M.scores([0, 0, 2], [0, 1, 2], 3).to_dict()
     assert d == {"uar": 0.75, "war": pytest.approx(2 / 3), "per_class_recall": [0.5, None, 1.0],
-                 "n": 3}
+                 "n": 3, "uar_classes": 2}
 
 
 @pytest.mark.parametrize(
@@ -197,6 +263,8 @@ def test_empty_split_and_bad_drop() -> None:
     with pytest.raises(M.MetricsError, match="empty split"):
         M.scores([], [], 3)
     with pytest.raises(M.MetricsError, match="empty split"):
-        M.scores([1, 1], [0, 1], 3, drop=1)  # every clip is of the dropped class
+        M.scores([1, 1], [0, 1], 3, drop=1, rule="strict")  # every clip is of the dropped class
+    with pytest.raises(M.MetricsError, match="empty split"):
+        M.scores([1, 1], [0, 1], 3, drop=1, rule="authors")
     with pytest.raises(M.MetricsError, match=r"index in \[0, 2\]"):
         M.drop_class(np.eye(3, dtype=int), 3)

@@ -57,22 +57,26 @@ def values(results: list[dict], subset: str, key: str) -> list[float]:
     got = []
     for r in results:
         e = next(e for e in r["subsets"] if e["name"] == subset)
-        got.append(e[key] if key in ("uar", "war") else e["without_neutral"][key[:3]])
+        got.append(e[key] if key in ("uar", "war") else e["without_neutral_authors"][key[:3]])
     return got
 
 
-def subset_entry(mods: tuple[str, ...], uar: float, war: float, uar10: float, war10: float, n_classes: int) -> dict:
+def subset_entry(mods: tuple[str, ...], uar: float, war: float, uar10: float, war10: float, n_classes: int,
+                 strict: tuple[float, float] | None = None) -> dict:
+    """uar10/war10: without neutral by the authors' rule; strict: by the strict rule (default: 0.01 less)."""
     cm = np.eye(n_classes, dtype=int).tolist()
+    su, sw = strict or (uar10 - 0.01, war10 - 0.01)
     return {"name": "+".join(ABBREV[m] for m in ORDER if m in mods), "modalities": list(mods), "n": n_classes,
             "n_without_input": 0, "uar": uar, "war": war, "per_class_recall": [1.0] * n_classes,
-            "confusion": cm, "without_neutral": {"uar": uar10, "war": war10, "per_class_recall": None},
+            "confusion": cm, "without_neutral_authors": {"uar": uar10, "war": war10, "per_class_recall": None},
+            "without_neutral_strict": {"uar": su, "war": sw, "per_class_recall": None},
             "prompt_usage": None}
 
 
 def handmade_run(runs: Path, name: str, scores: dict[tuple[str, ...], tuple[float, float, float, float]], *,
                  dataset: str = "mafw", classes: tuple[str, ...] = MAFW, trained: tuple[str, ...] = ORDER,
                  stage: str = "both", pool: dict | None = None, backbone: str = "ViT-B-32", folds=(1,),
-                 evaluated: bool = True) -> Path:
+                 evaluated: bool = True, excluded: tuple[str, ...] = ()) -> Path:
     """A run folder as `umbenet train` + `umbenet eval` lay it out, with chosen scores (fractions)
     per subset; no checkpoint, metrics or features (the report must cope)."""
     pool = pool or {"size": 32, "length": 64, "top_k": 5, "query": "cosine", "balance": True,
@@ -81,7 +85,7 @@ def handmade_run(runs: Path, name: str, scores: dict[tuple[str, ...], tuple[floa
     run.mkdir(parents=True)
     opts = {"cache": f"cache/{dataset}", "run_dir": str(run), "stage": stage, "fold": "all",
             "modalities": list(trained), "val_fraction": 0.1, "seed": 0, "init_from": None, "device": "cpu",
-            "save_every": 0, "max_steps": None, "extra": {},
+            "save_every": 0, "max_steps": None, "extra": {}, "exclude_classes": list(excluded),
             "model": {"backbone": backbone, "classes": list(classes), "pool": pool}}
     (run / "run.json").write_text(json.dumps(opts))
     final = {"both": "stage2", "one": "onestage", "1": "stage1", "2": "stage2"}[stage]
@@ -91,10 +95,10 @@ def handmade_run(runs: Path, name: str, scores: dict[tuple[str, ...], tuple[floa
         if not evaluated:
             continue
         results = {"run": str(run), "fold": k, "stage": final, "split": "test", "dataset": dataset,
-                   "classes": list(classes), "n_clips": len(classes), "dropped": [],
+                   "classes": list(classes), "excluded_classes": list(excluded), "n_clips": len(classes), "dropped": [],
                    "trained_modalities": list(trained), "pool": pool,
                    "rule_without_input": "clips with none of a subset's modalities are left out of that subset",
-                   "rule_without_neutral": "10-class scores leave out ..." if "neutral" in classes else None,
+                   "rule_without_neutral": "authors' rule ..." if "neutral" in classes else None,
                    "subsets": [subset_entry(m, *s, len(classes)) for m, s in scores.items()]}
         (stage_dir / "eval" / "test").mkdir(parents=True)
         (stage_dir / "eval" / "test" / "results.json").write_text(json.dumps(results))

@@ -69,10 +69,13 @@ def test_mafw_comparison_rows(mafw_report):
 def test_mafw_tables_set_the_paper_beside_ours(mafw_report):
     rows = table_after(mafw_report, "Table 3 style: modality subsets, mafw")
     i = next(i for i, r in enumerate(rows) if r["Run"] == "mafw-v")
-    assert rows[i]["UAR (11 cl.)"] == "42.00" and rows[i]["WAR (10 cl., w/o neutral)"] == "56.00"
+    assert rows[i]["UAR (11 cl.)"] == "42.00" and rows[i]["WAR (10 cl., w/o neutral, authors' rule)"] == "56.00"
+    assert rows[i]["WAR (10 cl., w/o neutral, strict rule)"] == "55.00"
     paper = rows[i + 1]
     assert paper["Run"] == "UMBEnet (paper, Tables 2-3)"
-    assert paper["UAR (11 cl.)"] == "41.00 (Δ +1.00)" and paper["WAR (10 cl., w/o neutral)"] == "54.79 (Δ +1.21)"
+    assert paper["UAR (11 cl.)"] == "41.00 (Δ +1.00)"
+    assert paper["WAR (10 cl., w/o neutral, authors' rule)"] == "54.79 (Δ +1.21)"
+    assert paper["WAR (10 cl., w/o neutral, strict rule)"] == "—"  # no published number uses it
     i = next(i for i, r in enumerate(rows) if r["Run"] == "mafw-full" and r["Subset"] == "T"
              and r["Block"] == "missing-modality inference")
     assert rows[i + 1]["UAR (11 cl.)"] == "44.14 (Δ +0.86)"
@@ -173,3 +176,35 @@ def test_tiny_backbone_runs_are_flagged_beside_the_paper(tmp_path):
     section = rest.split("## Published numbers beside ours")[1]
     assert "tiny-mafw: random tiny backbone; the differences below measure a pipeline check" in section
     assert "| 53.33 | +1.67 |" in section  # still compared: the pipeline check is the point
+
+
+def test_ten_class_runs_beside_the_papers_ten_class_rows(tmp_path):
+    """A run trained without neutral (a true 10-class protocol) is compared by its own scores with
+    the paper's 10-class rows; the 11-class run's 10-class comparison uses the authors' rule; a run
+    without some other class is compared with nothing."""
+    from tests.reporting.helpers import MAFW
+
+    runs = tmp_path / "runs"
+    ten = tuple(c for c in MAFW if c != "neutral")
+    handmade_run(runs, "mafw-11", {FULL: (0.55, 0.70, 0.50, 0.66)})
+    handmade_run(runs, "mafw-10", {FULL: (0.47, 0.62, 0.0, 0.0)}, classes=ten, excluded=("neutral",))
+    handmade_run(runs, "mafw-no-contempt", {FULL: (0.47, 0.62, 0.0, 0.0)},
+                 classes=tuple(c for c in MAFW if c != "contempt"), excluded=("contempt",))
+    out = tmp_path / "report"
+    assert main(["report", "--runs-dir", str(runs), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    rows = table_after(md, "Published numbers beside ours")
+    r = cmp_row(rows, "mafw-10", "V+A+T", 10, "UMBEnet", "Table 3 block: trained")
+    assert r["Scored as"] == "trained without neutral"
+    assert (r["UAR ours"], r["UAR paper"], r["Δ UAR"]) == ("47.00", "48.70", "-1.70")
+    assert (r["WAR ours"], r["WAR paper"], r["Δ WAR"]) == ("62.00", "63.64", "-1.64")
+    r = cmp_row(rows, "mafw-11", "V+A+T", 10, "UMBEnet", "Table 3 block: trained")
+    assert r["Scored as"] == "w/o neutral, authors' rule" and r["UAR ours"] == "50.00"
+    assert not [r for r in rows if r["Ours"] == "mafw-no-contempt"]
+    # Its own Table 3, with its class setting named, the paper's 10-class row beside it.
+    t3 = table_after(md, "Table 3 style: modality subsets, mafw, 10 classes (without neutral)")
+    i = next(i for i, r in enumerate(t3) if r["Run"] == "mafw-10")
+    assert t3[i]["UAR (10 cl., trained without neutral)"] == "47.00"
+    assert t3[i + 1]["UAR (10 cl., trained without neutral)"] == "48.70 (Δ -1.70)"
+    assert "w/o neutral" not in " ".join(t3[0])  # no neutral class left to leave out
+    assert "compared with the paper's 10-class rows" in md

@@ -64,8 +64,10 @@ def test_table3_numbers_equal_eval_json(runs, report):
         assert row["Folds"] == "2"
         assert row["UAR (4 cl.)"] == fmt(values(full, subset, "uar"))
         assert row["WAR (4 cl.)"] == fmt(values(full, subset, "war"))
-        assert row["UAR (3 cl., w/o neutral)"] == fmt(values(full, subset, "uar_wn"))
-        assert row["WAR (3 cl., w/o neutral)"] == fmt(values(full, subset, "war_wn"))
+        assert row["UAR (3 cl., w/o neutral, authors' rule)"] == fmt(values(full, subset, "uar_wn"))
+        assert row["WAR (3 cl., w/o neutral, authors' rule)"] == fmt(values(full, subset, "war_wn"))
+        strict = [next(e for e in r["subsets"] if e["name"] == subset)["without_neutral_strict"]["uar"] for r in full]
+        assert row["UAR (3 cl., w/o neutral, strict rule)"] == fmt(strict)
         assert " ± " in row["UAR (4 cl.)"]
     trained = [(r["Subset"], r["Run"]) for r in rows if r["Block"] == "trained on the subset"]
     assert trained == [("V+T", "vt"), ("V+A+T", name), ("V+A+T", "one"), ("V+A+T", "p8")]
@@ -74,7 +76,8 @@ def test_table3_numbers_equal_eval_json(runs, report):
     assert row["UAR (4 cl.)"] == fmt(values(vt, "V+T", "uar")) and " ± " not in row["UAR (4 cl.)"]
     # Only the full-modality runs appear in the missing-modality block; vt is not one.
     assert not [r for r in rows if r["Block"] == "missing-modality inference" and r["Run"] == "vt"]
-    assert "10-class scores leave out the clips whose true label is neutral" in md
+    assert "the neutral row AND column of the confusion matrix are deleted" in md
+    assert "strict rule: neutral clips are left out" in md
 
 
 def test_table4_and_strategy(runs, report):

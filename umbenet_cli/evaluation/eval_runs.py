@@ -8,31 +8,59 @@ from rich.console import Console
 from rich.table import Table
 
 from umbenet_cli.evaluation.evaluate import evaluate_stage, find_stages, fold_summary
-from umbenet_cli.evaluation.metrics import pct
+from umbenet_cli.evaluation.metrics import RULE_LABELS, RULES, UAR_RULE, WITHOUT_NEUTRAL_RULES, pct
+
+
+def _neutral_headers() -> list[tuple[str, str]]:
+    """(column title, summary key) of the without-neutral scores, each named by its rule."""
+    return [(f"{k.upper()} w/o neutral ({RULE_LABELS[r]})", f"{k}_without_neutral_{r}")
+            for r in RULES for k in ("uar", "war")]
 
 
 def subset_table(results: dict) -> Table:
     ten = results["rule_without_neutral"] is not None
+    failed = results.get("n_failed_left_out") or 0
+    excluded = results.get("excluded_classes") or []
     table = Table(title=f"{Path(results['run']).name} fold {results['fold'] or '-'} {results['stage']} "
-                        f"({results['split']}, {results['n_clips']} clips)")
-    for col in ("subset", "clips", "left out", "UAR", "WAR", *(("UAR w/o neutral", "WAR w/o neutral") if ten else ())):
+                        f"({results['split']}, {results['n_clips']} clips, {len(results['classes'])} classes"
+                        + (f", {','.join(excluded)} excluded" if excluded else "")
+                        + (f"; {failed} failed clips left out" if failed else "") + ")")
+    cols = ["subset", "clips", "left out", "UAR", "WAR", "UAR classes"]
+    if ten:
+        cols += [title for title, _ in _neutral_headers()]
+    for col in cols:
         table.add_column(col, justify="left" if col == "subset" else "right")
     for e in results["subsets"]:
-        cells = [e["name"], str(e["n"]), str(e["n_without_input"]), pct(e["uar"]), pct(e["war"])]
+        cells = [e["name"], str(e["n"]), str(e["n_without_input"]), pct(e["uar"]), pct(e["war"]),
+                 str(e.get("uar_classes", "?"))]
         if ten:
-            cells += [pct(e["without_neutral"]["uar"]), pct(e["without_neutral"]["war"])]
+            cells += [pct((e.get(f"without_neutral_{r}") or {}).get(k)) for r in RULES for k in ("uar", "war")]
         table.add_row(*cells)
     return table
 
 
-def summary_table(name: str, summary: list[dict]) -> Table:
+def summary_table(name: str, summary: list[dict], ten: bool) -> Table:
     table = Table(title=f"{name}: mean ± std over {summary[0]['folds']} fold(s)")
-    for col in ("subset", "UAR", "WAR", "UAR w/o neutral", "WAR w/o neutral"):
-        table.add_column(col, justify="left" if col == "subset" else "right")
+    cols = [("UAR", "uar"), ("WAR", "war"), *(_neutral_headers() if ten else [])]
+    table.add_column("subset")
+    for title, _ in cols:
+        table.add_column(title, justify="right")
     for row in summary:
-        table.add_row(row["name"], *(pct(*row[k]) if row[k] else "n/a"
-                                     for k in ("uar", "war", "uar_without_neutral", "war_without_neutral")))
+        table.add_row(row["name"], *(pct(*row[k]) if row[k] else "n/a" for _, k in cols))
     return table
+
+
+def rules_text(results: dict) -> list[str]:
+    """The rules behind the numbers, one line each, as printed under the tables."""
+    rules = results.get("rules") or {}
+    lines = [f"UAR/WAR: {rules.get('uar', UAR_RULE)}"]
+    if results["rule_without_neutral"] is not None:
+        lines += [f"w/o neutral ({RULE_LABELS[r]}): {WITHOUT_NEUTRAL_RULES[r]}" for r in RULES]
+    if results.get("excluded_classes"):
+        lines.append(f"this run was trained, validated and tested without {results['excluded_classes']} "
+                     f"(a true {len(results['classes'])}-class protocol)")
+    lines.append(rules.get("without_input", results["rule_without_input"]))
+    return lines
 
 
 def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = (), checkpoint: str = "best",
@@ -54,14 +82,14 @@ def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = 
             console.print(confusion_table(np.array(main["confusion"]), r["classes"], normalise=True,
                                           title=f"confusion ({main['name']}, row %)"))
             console.print(f"written: {r['out_dir']}", highlight=False)
-        if results[0]["rule_without_neutral"]:
-            console.print(f"[dim]without neutral (MAFW's 10-class score): {results[0]['rule_without_neutral']}[/]")
-        console.print(f"[dim]{results[0]['rule_without_input']}[/]")
-        summary = {"run": str(run), "split": split, "dropped": list(drop),
+        for line in rules_text(results[0]):
+            console.print(f"[dim]{line}[/]", highlight=False)
+        summary = {"run": str(run), "split": split, "dropped": list(drop), "classes": results[0]["classes"],
+                   "excluded_classes": results[0]["excluded_classes"], "rules": results[0]["rules"],
                    "folds": [r["fold"] for r in results], "subsets": fold_summary(results)}
         tag = split + ("-drop-" + "-".join(drop) if drop else "")
         Path(run, f"eval-{tag}.json").write_text(json.dumps(summary, indent=2))
         if len(results) > 1:
-            console.print(summary_table(Path(run).name, summary["subsets"]))
+            console.print(summary_table(Path(run).name, summary["subsets"], results[0]["rule_without_neutral"] is not None))
         summaries.append(summary)
     return summaries

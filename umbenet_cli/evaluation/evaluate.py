@@ -5,14 +5,19 @@ stage 1) is evaluated on the fold's test clips (or its validation clips) with ev
 subset of the modalities it was trained on (the rows of the paper's Table 3), or with the named
 modalities dropped. The encoders run once per batch; only fusion onward runs per subset.
 
-Scores are computed over the whole split from confusion matrices; where the classes include
-neutral, also without it (MAFW's 10-class score, Table 3: the rule is in ``TEN_CLASS_RULE``). A clip that has none of a
-subset's modalities (e.g. a clip without audio under "A") cannot be predicted under it: it is
-left out of that subset and counted in ``n_without_input``.
+Scores are computed over the whole split from confusion matrices (``metrics.UAR_RULE``); where
+the classes include neutral, also without it under both rules of ``metrics.WITHOUT_NEUTRAL_RULES``
+(MAFW's 10-class score, Table 3): the authors' (neutral row and column deleted) and the strict one
+(neutral column kept), each under its own key and name. A run trained with ``--exclude-classes``
+is evaluated on its own class list (the cache read without those classes). A clip that has none
+of a subset's modalities (e.g. a clip without audio under "A") cannot be predicted under it: it is
+left out of that subset and counted in ``n_without_input``. Failed clips (prep status ``failed``)
+are in no split and are counted in ``n_failed_left_out``.
 
 Written to ``<stage>/eval/<split>[-drop-...]/``: results.json, results.csv, predictions.csv,
-confusion_<subset>.csv/.png (counts and row-normalised), features.npz (inputs and fused features
-of the full subset, for the report's projections).
+confusion_<subset>.csv/.png (counts and row-normalised; with neutral, also
+confusion_<subset>_without_neutral.csv: the authors' matrix), features.npz (inputs and fused
+features of the full subset, for the report's projections).
 """
 from __future__ import annotations
 
@@ -26,12 +31,15 @@ import numpy as np
 import torch
 
 from umbenet_cli.data.cache_read import FeatureTable, read_features
+from umbenet_cli.data.class_subset import exclude_classes
 from umbenet_cli.errors import UserError
-from umbenet_cli.evaluation.metrics import TEN_CLASS_RULE, confusion_matrix, mean_std, scores_from_confusion
+from umbenet_cli.evaluation.metrics import (
+    RULES, UAR_RULE, WITHOUT_NEUTRAL_RULES, confusion_matrix, delete_class, mean_std, scores_from_confusion,
+)
 from umbenet_cli.model.checkpoint import CheckpointError
 from umbenet_cli.model.config import MODALITIES
 from umbenet_cli.model.umbenet import UMBEnet
-from umbenet_cli.training.data import make_batch, make_splits
+from umbenet_cli.training.data import failed_clips, make_batch, make_splits
 from umbenet_cli.training.options import TrainOptions
 
 ABBREV = {"video": "V", "audio": "A", "text": "T"}
@@ -110,7 +118,7 @@ def load_for_eval(ref: StageRef, checkpoint: str, cache: Path | None, device: st
         model = UMBEnet.load(folder).to(device).eval()
     except CheckpointError as exc:
         raise EvalError(str(exc)) from None
-    table = read_features(cache or opts.cache)
+    table = exclude_classes(read_features(cache or opts.cache), opts.exclude_classes)
     if tuple(table.spec.classes) != tuple(model.config.classes):
         raise EvalError(f"the cache's classes {list(table.spec.classes)} are not the model's "
                         f"{list(model.config.classes)}: evaluate on a cache of the same dataset and class order")
@@ -168,12 +176,18 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
     neutral = classes.index("neutral") if "neutral" in classes else None
     out_dir = out_dir or ref.stage_dir / "eval" / (split + ("-drop-" + "-".join(drop) if drop else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
+    rules = {"uar": UAR_RULE, "without_input": "clips with none of a subset's modalities are left out of that subset",
+             "failed": "clips whose prep status is failed take part in nothing (no split, no subset)"}
+    if neutral is not None:
+        rules |= {f"without_neutral_{r}": WITHOUT_NEUTRAL_RULES[r] for r in RULES}
     results = {"run": str(ref.run_dir), "fold": ref.fold, "stage": ref.stage_dir.name, "split": split,
                "checkpoint": str(ref.stage_dir / "checkpoints" / checkpoint), "dataset": table.spec.dataset,
-               "classes": classes, "n_clips": int(len(rows)), "dropped": list(drop),
-               "trained_modalities": list(opts.modalities), "pool": model.config.pool.__dict__,
-               "rule_without_input": "clips with none of a subset's modalities are left out of that subset",
-               "rule_without_neutral": TEN_CLASS_RULE if neutral is not None else None, "subsets": []}
+               "classes": classes, "excluded_classes": list(opts.exclude_classes),
+               "n_clips": int(len(rows)), "n_failed_left_out": _failed_in_split(table, ref.fold, split),
+               "dropped": list(drop), "trained_modalities": list(opts.modalities), "pool": model.config.pool.__dict__,
+               "rules": rules, "rule_without_input": rules["without_input"],
+               "rule_without_neutral": rules["without_neutral_authors"] if neutral is not None else None,
+               "subsets": []}
     for s in subsets:
         name = subset_name(s)
         keep = got["preds"][s] >= 0
@@ -181,11 +195,15 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
         entry = {"name": name, "modalities": list(s), "n": int(keep.sum()), "n_without_input": int((~keep).sum()),
                  **_scores(cm, None), "confusion": cm.tolist()}
         if neutral is not None:
-            entry["without_neutral"] = _scores(cm, neutral)
+            for rule in RULES:
+                entry[f"without_neutral_{rule}"] = _scores(cm, neutral, rule)
         usage = np.concatenate(got["selected"][s]) if got["selected"][s] else np.zeros(0, np.int64)
         entry["prompt_usage"] = np.bincount(usage, minlength=model.config.pool.size).tolist() if model.pool is not None else None
         results["subsets"].append(entry)
         write_confusion_csv(cm, classes, out_dir / f"confusion_{name}.csv")
+        if neutral is not None:
+            write_confusion_csv(delete_class(cm, neutral), [c for c in classes if c != "neutral"],
+                                out_dir / f"confusion_{name}_without_neutral.csv")
         plot_confusion(cm, classes, out_dir / f"confusion_{name}.png", title=f"{_title(ref)} {name}", normalise=False)
         plot_confusion(cm, classes, out_dir / f"confusion_{name}_norm.png", title=f"{_title(ref)} {name}", normalise=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
@@ -194,25 +212,45 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
     return results
 
 
-def _scores(cm: np.ndarray, drop: int | None) -> dict:
-    sc = scores_from_confusion(cm, drop=drop) if cm.sum() else None
-    if sc is None:
-        return {"uar": None, "war": None, "per_class_recall": None}
-    d = sc.to_dict()
-    return {"uar": d["uar"], "war": d["war"], "per_class_recall": d["per_class_recall"]}
+def _scores(cm: np.ndarray, drop: int | None, rule: str | None = None) -> dict:
+    """uar, war, per_class_recall and uar_classes of ``cm`` (None each when nothing is scored)."""
+    kept = cm.sum() - (cm[drop].sum() if drop is not None else 0)
+    if not kept:
+        return {"uar": None, "war": None, "per_class_recall": None, "uar_classes": 0}
+    d = scores_from_confusion(cm, drop=drop, rule=rule).to_dict()
+    return {k: d[k] for k in ("uar", "war", "per_class_recall", "uar_classes")}
+
+
+def _failed_in_split(table: FeatureTable, fold: int | None, split: str) -> int:
+    """Failed clips that the split would otherwise hold (test: the fold's or the test split's;
+    val: those of the training folds or splits)."""
+    failed = failed_clips(table)
+    splits = np.asarray([s or "" for s in table.splits])
+    if fold is not None:
+        where = table.folds == fold if split == "test" else (table.folds >= 0) & (table.folds != fold)
+    else:
+        where = splits == "test" if split == "test" else np.isin(splits, ["train", "val"])
+    return int((failed & where).sum())
 
 
 def _title(ref: StageRef) -> str:
     return f"{ref.run_dir.name} {'fold ' + str(ref.fold) if ref.fold else ''} {ref.stage_dir.name}".strip()
 
 
+CSV_COLUMNS = ("subset", "n", "n_without_input", "uar", "war", "uar_classes",
+               *(f"{k}_without_neutral_{r}" for r in RULES for k in ("uar", "war", "uar_classes")))
+
+
 def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.ndarray, got: dict, subsets) -> None:
     with open(out_dir / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["subset", "n", "n_without_input", "uar", "war", "uar_without_neutral", "war_without_neutral"])
+        w.writerow(CSV_COLUMNS)
         for e in results["subsets"]:
-            ten = e.get("without_neutral") or {}
-            w.writerow([e["name"], e["n"], e["n_without_input"], e["uar"], e["war"], ten.get("uar"), ten.get("war")])
+            cells = [e["name"], e["n"], e["n_without_input"], e["uar"], e["war"], e["uar_classes"]]
+            for r in RULES:
+                wn = e.get(f"without_neutral_{r}") or {}
+                cells += [wn.get("uar"), wn.get("war"), wn.get("uar_classes")]
+            w.writerow(cells)
     with open(out_dir / "predictions.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         names = [subset_name(s) for s in subsets]
@@ -223,16 +261,25 @@ def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.nd
                         inputs=got["inputs"], fused=got["fused"])
 
 
+SUMMARY_KEYS = ("uar", "war", *(f"{k}_without_neutral_{r}" for r in RULES for k in ("uar", "war")))
+
+
+def _pick(entry: dict, key: str) -> float | None:
+    if key in ("uar", "war"):
+        return entry[key]
+    k, _, rest = key.partition("_without_neutral_")
+    return (entry.get(f"without_neutral_{rest}") or {}).get(k)
+
+
 def fold_summary(results: list[dict]) -> list[dict]:
-    """Mean and sample std across folds, per subset (all classes and, where defined, without neutral)."""
+    """Mean and sample std across folds, per subset: all classes and, where defined, without
+    neutral under each rule (keys ``SUMMARY_KEYS``; None where no fold has the score)."""
     out = []
     for name in [e["name"] for e in results[0]["subsets"]]:
         rows = [next(e for e in r["subsets"] if e["name"] == name) for r in results]
         row = {"name": name, "folds": len(rows)}
-        for key, pick in (("uar", lambda e: e["uar"]), ("war", lambda e: e["war"]),
-                          ("uar_without_neutral", lambda e: (e.get("without_neutral") or {}).get("uar")),
-                          ("war_without_neutral", lambda e: (e.get("without_neutral") or {}).get("war"))):
-            vals = [pick(e) for e in rows if pick(e) is not None]
+        for key in SUMMARY_KEYS:
+            vals = [_pick(e, key) for e in rows if _pick(e, key) is not None]
             row[key] = mean_std(vals) if vals else None
         out.append(row)
     return out

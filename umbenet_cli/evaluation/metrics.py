@@ -4,29 +4,51 @@ Every score is computed from the confusion matrix of the WHOLE split (all clips 
 averaged over mini-batches: a batch-averaged UAR, a known trap of public DFER code, depends on the
 batch size and on which clips share a batch. Functions return fractions in [0, 1]; ``pct`` formats
 them as percentages for reports. numpy only (scikit-learn is a test-time reference, not a
-dependency).
+dependency). The rules below are stated once here and quoted by every output that uses them.
 
 - WAR (weighted average recall) = accuracy = trace(cm) / cm.sum().
-- UAR (unweighted average recall) = mean recall over the classes with at least one true clip; a
-  class with no true clip has no recall (NaN) and is left out of the mean, as scikit-learn's
-  ``balanced_accuracy_score`` does.
+- UAR (unweighted average recall): ``UAR_RULE``. Which classes are averaged is decided by the true
+  labels of the split alone, the same way for every class setting (all classes, or without
+  neutral under either rule below); a class with no true clip in the split has no recall (NaN)
+  and is left out of the mean, as scikit-learn's ``balanced_accuracy_score`` does. ``Scores``
+  records how many classes were averaged (``uar_classes``).
+- Without neutral (MAFW's 10-class setting), two rules, each named wherever a number appears:
+  ``WITHOUT_NEUTRAL_RULES["authors"]`` (the authors' ``ConfusionMatrix.py``: the neutral row and
+  column are deleted) and ``WITHOUT_NEUTRAL_RULES["strict"]`` (the neutral column is kept).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
 from umbenet_cli.errors import UserError
 
-TEN_CLASS_RULE = (
-    "10-class scores leave out the clips whose true label is neutral; every other clip keeps its "
-    "prediction, so a clip predicted as neutral still counts as wrong, and UAR is the mean recall "
-    "over the 10 non-neutral classes."
+Rule = Literal["authors", "strict"]
+RULES: tuple[Rule, ...] = ("authors", "strict")
+
+UAR_RULE = (
+    "UAR is the mean per-class recall over the classes that have at least one true clip in the "
+    "split (a class with no clip in the split has no recall and is left out of the mean; "
+    "uar_classes says how many were averaged); WAR is the accuracy over the clips scored."
 )
 
+WITHOUT_NEUTRAL_RULES: dict[str, str] = {
+    "authors": (
+        "authors' rule (ConfusionMatrix.py, display_cls_confusion_matrix_6): the neutral row AND "
+        "column of the confusion matrix are deleted and UAR/WAR are computed on the remaining "
+        "matrix, so neutral clips are left out and a clip predicted as neutral drops out of the "
+        "counts; a class whose clips were all predicted neutral has recall 0 (and WAR is 0 if "
+        "every clip was)"
+    ),
+    "strict": (
+        "strict rule: neutral clips are left out, the neutral column is kept, so a clip "
+        "predicted as neutral counts as an error"
+    ),
+}
+RULE_LABELS: dict[str, str] = {"authors": "authors' rule", "strict": "strict rule"}
 
 class MetricsError(UserError, ValueError):
     """Labels or a confusion matrix that cannot be scored; the message names the fix."""
@@ -100,12 +122,19 @@ def _total(m: np.ndarray) -> int:
     return n
 
 
-def uar(cm: Any) -> float:
-    """Unweighted average recall in [0, 1]: mean recall over classes with at least one true clip."""
+def uar(cm: Any, over: Any = None) -> float:
+    """Unweighted average recall in [0, 1] (``UAR_RULE``).
+
+    over: bool [C], the classes averaged; default: the classes with at least one true clip in
+    ``cm``. A class in ``over`` without a recall (no clip left in its row) counts as recall 0.
+    """
     m = check_confusion(cm)
     _total(m)
-    r = per_class_recall(m)
-    return float(np.mean(r[~np.isnan(r)]))
+    mask = m.sum(axis=1) > 0 if over is None else np.asarray(over, dtype=bool)
+    if mask.shape != (m.shape[0],) or not mask.any():
+        raise MetricsError(f"uar: `over` must mark at least one of the {m.shape[0]} classes")
+    r = np.nan_to_num(per_class_recall(m)[mask], nan=0.0)
+    return float(np.mean(r))
 
 
 def war(cm: Any) -> float:
@@ -114,51 +143,94 @@ def war(cm: Any) -> float:
     return float(np.trace(m) / _total(m))
 
 
-def drop_class(cm: Any, k: int) -> np.ndarray:
-    """Apply ``TEN_CLASS_RULE`` for class ``k``: [C, C] -> [C, C] with row k zeroed.
-
-    Clips whose true label is k are left out (row k becomes zeros, so ``per_class_recall`` is NaN
-    there and ``uar`` averages the other C - 1 classes); column k is kept, so a clip of another
-    class predicted as k still counts as wrong in ``uar`` and ``war``. Keeping the matrix square
-    keeps index i meaning class i everywhere.
-    """
-    m = check_confusion(cm).copy()
+def _class_index(m: np.ndarray, k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < m.shape[0]:
         raise MetricsError(f"class to drop must be an index in [0, {m.shape[0] - 1}], got {k!r}")
-    m[int(k), :] = 0
+    return int(k)
+
+
+def drop_class(cm: Any, k: int) -> np.ndarray:
+    """The strict rule for class ``k``: [C, C] -> [C, C] with row k zeroed.
+
+    Clips whose true label is k are left out (row k becomes zeros, so ``per_class_recall`` is NaN
+    there and ``uar`` averages the other classes); column k is kept, so a clip of another class
+    predicted as k still counts as wrong in ``uar`` and ``war``. Keeping the matrix square keeps
+    index i meaning class i everywhere.
+    """
+    m = check_confusion(cm).copy()
+    m[_class_index(m, k), :] = 0
     return m
+
+
+def delete_class(cm: Any, k: int) -> np.ndarray:
+    """The authors' rule for class ``k``: [C, C] -> [C - 1, C - 1], row k and column k deleted.
+
+    A clip of another class predicted as k is no longer counted anywhere (it leaves its row's
+    total), as in the authors' ``display_cls_confusion_matrix_6``.
+    """
+    m = check_confusion(cm)
+    k = _class_index(m, k)
+    return np.delete(np.delete(m, k, axis=0), k, axis=1)
 
 
 @dataclass(frozen=True)
 class Scores:
-    """Scores of one split. uar, war: fractions in [0, 1]; per_class_recall: [C], NaN for a class
-    with no true clip (or the dropped class); n: number of clips scored."""
+    """Scores of one split. uar, war: fractions in [0, 1]; per_class_recall: [C] in the full class
+    order, NaN for a class with no true clip (or the class left out); n: number of clips scored;
+    uar_classes: how many classes the UAR averages (``UAR_RULE``)."""
 
     uar: float
     war: float
     per_class_recall: tuple[float, ...]
     n: int
+    uar_classes: int
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN recall -> None, since JSON has no NaN)."""
         recall = [None if math.isnan(r) else r for r in self.per_class_recall]
-        return {"uar": self.uar, "war": self.war, "per_class_recall": recall, "n": self.n}
+        return {"uar": self.uar, "war": self.war, "per_class_recall": recall, "n": self.n,
+                "uar_classes": self.uar_classes}
 
 
-def scores_from_confusion(cm: Any, drop: int | None = None) -> Scores:
-    """``Scores`` of a confusion matrix [C, C]; ``drop`` = class index left out (TEN_CLASS_RULE)."""
-    m = check_confusion(cm) if drop is None else drop_class(cm, drop)
-    recall = tuple(float(r) for r in per_class_recall(m))
-    return Scores(uar=uar(m), war=war(m), per_class_recall=recall, n=int(m.sum()))
+def scores_from_confusion(cm: Any, drop: int | None = None, rule: Rule | None = None) -> Scores:
+    """``Scores`` of a confusion matrix [C, C] (rows true, columns predicted).
+
+    drop: a class index left out (e.g. MAFW's neutral), scored under ``rule`` ("authors" or
+    "strict", see ``WITHOUT_NEUTRAL_RULES``; required with ``drop``). The classes averaged by UAR
+    are those with a true clip in ``cm``, less ``drop``, under both rules.
+    """
+    m = check_confusion(cm)
+    if drop is None:
+        recall = per_class_recall(m)
+        return Scores(uar(m), war(m), tuple(float(r) for r in recall), int(m.sum()),
+                      int((m.sum(axis=1) > 0).sum()))
+    if rule not in RULES:
+        raise MetricsError(f"rule={rule!r}: leaving a class out needs a rule, one of {list(RULES)}")
+    k = _class_index(m, drop)
+    over = m.sum(axis=1) > 0
+    over[k] = False
+    if rule == "strict":
+        sub = drop_class(m, k)
+        recall = per_class_recall(sub)
+        return Scores(uar(sub, over), war(sub), tuple(float(r) for r in recall), int(sub.sum()), int(over.sum()))
+    sub = delete_class(m, k)
+    keep = np.delete(over, k)
+    if not keep.any():
+        _total(sub)  # only clips of the class left out: nothing to score
+    recall = np.insert(per_class_recall(sub), k, np.nan)
+    recall[over & np.isnan(recall)] = 0.0  # every clip of the class was predicted neutral
+    if sub.sum() == 0:  # every clip was predicted neutral: none recognised
+        return Scores(0.0, 0.0, tuple(float(r) for r in recall), 0, int(keep.sum()))
+    return Scores(uar(sub, keep), war(sub), tuple(float(r) for r in recall), int(sub.sum()), int(keep.sum()))
 
 
-def scores(y_true: Any, y_pred: Any, n_classes: int, drop: int | None = None) -> Scores:
+def scores(y_true: Any, y_pred: Any, n_classes: int, drop: int | None = None, rule: Rule | None = None) -> Scores:
     """UAR, WAR and per-class recall of a whole split.
 
-    y_true, y_pred: [N] class indices; drop: index of a class whose true clips are left out
-    (e.g. MAFW's neutral for the 10-class score, see ``TEN_CLASS_RULE``), or None.
+    y_true, y_pred: [N] class indices; drop: index of a class left out (e.g. MAFW's neutral for
+    the 10-class score) under ``rule`` (see ``scores_from_confusion``), or None.
     """
-    return scores_from_confusion(confusion_matrix(y_true, y_pred, n_classes), drop=drop)
+    return scores_from_confusion(confusion_matrix(y_true, y_pred, n_classes), drop=drop, rule=rule)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

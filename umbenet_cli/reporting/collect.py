@@ -88,6 +88,11 @@ class Experiment:
         return self.folds[0].results.get("rule_without_neutral") is not None
 
     @property
+    def excluded(self) -> tuple[str, ...]:
+        """Classes the run was trained, validated and tested without (``--exclude-classes``)."""
+        return tuple(self.folds[0].results.get("excluded_classes") or self.options.get("exclude_classes") or ())
+
+    @property
     def pool(self) -> dict:
         return dict(self.options.get("model", {}).get("pool") or self.folds[0].results.get("pool") or {})
 

@@ -3,26 +3,37 @@
 Scores are percentages, mean ± sample std over folds (``metrics.mean_std``); one fold shows its
 score alone. A published row follows the row of ours it matches and gives the paper's number with
 the difference "(Δ ours − paper)" in points.
+
+Class settings. An 11-class MAFW run is scored on all classes and without neutral under two rules
+(``metrics.WITHOUT_NEUTRAL_RULES``): the authors' (the paper's 10-class numbers come from their
+``ConfusionMatrix.py``, so those columns carry the comparison) and the strict one (shown, never
+compared). A run trained with ``--exclude-classes neutral`` is a true 10-class protocol: its own
+scores are set beside the paper's 10-class rows. Runs without some other class have no published
+counterpart. Tables are split by dataset and class list.
 """
 from __future__ import annotations
 
-from umbenet_cli.evaluation.metrics import TEN_CLASS_RULE, mean_std
+from umbenet_cli.evaluation.metrics import RULE_LABELS, UAR_RULE, WITHOUT_NEUTRAL_RULES, mean_std
 from umbenet_cli.reporting.collect import PAPER_ORDER, Experiment
 from umbenet_cli.reporting.published import DATASETS, PUBLISHED, Published, published_for, table4_for
 from umbenet_cli.reporting.render import Block, Heading, Note, Para, Table
 
-KEYS = ("uar", "war", "uar_wn", "war_wn")
+# wn: without neutral, authors' rule; wns: without neutral, strict rule.
+KEYS = ("uar", "war", "uar_wn", "war_wn", "uar_wns", "war_wns")
 
 
 def fold_scores(exp: Experiment, subset: str) -> dict[str, list[float]]:
-    """Per-fold fractions of one subset: uar, war and (where defined) without neutral."""
+    """Per-fold fractions of one subset: uar, war and (where defined) without neutral, both rules."""
     out: dict[str, list[float]] = {k: [] for k in KEYS}
     for fe in exp.folds:
         e = fe.subset(subset)
         if e is None:
             continue
-        wn = e.get("without_neutral") or {}
-        for k, v in (("uar", e["uar"]), ("war", e["war"]), ("uar_wn", wn.get("uar")), ("war_wn", wn.get("war"))):
+        wn = e.get("without_neutral_authors") or {}
+        # results.json written before both rules existed held the strict rule as "without_neutral".
+        wns = e.get("without_neutral_strict") or e.get("without_neutral") or {}
+        for k, v in (("uar", e["uar"]), ("war", e["war"]), ("uar_wn", wn.get("uar")), ("war_wn", wn.get("war")),
+                     ("uar_wns", wns.get("uar")), ("war_wns", wns.get("war"))):
             if v is not None:
                 out[k].append(float(v))
     return out
@@ -45,51 +56,85 @@ def beside(paper: float, ours: float | None) -> str:
 
 
 def n_classes(exp: Experiment) -> tuple[int, int | None]:
-    """Class settings of ``exp``: all classes, and without neutral (None without a neutral class)."""
+    """Class settings of ``exp``: all its classes, and without neutral (None without a neutral class)."""
     c = len(exp.classes)
     return c, (c - 1 if exp.has_neutral else None)
 
 
+def published_classes(exp: Experiment) -> tuple[int | None, int | None]:
+    """The published class settings ``exp``'s scores compare with: (all its classes, without
+    neutral by the authors' rule). A run trained without neutral compares with the published rows
+    that leave neutral out; a run without any other class compares with none (None)."""
+    c, c10 = n_classes(exp)
+    if exp.excluded and {x.lower() for x in exp.excluded} != {"neutral"}:
+        return None, None
+    return c, c10
+
+
+def keys(exp: Experiment) -> tuple[str, ...]:
+    return KEYS if exp.has_neutral else KEYS[:2]
+
+
+def setting_label(exp: Experiment) -> str:
+    """How the all-classes scores of ``exp`` were obtained, in words."""
+    if exp.excluded:
+        return f"{len(exp.classes)} cl., trained without {', '.join(exp.excluded)}"
+    return f"{len(exp.classes)} cl."
+
+
 def score_headers(exp: Experiment) -> list[str]:
     c, c10 = n_classes(exp)
-    h = [f"UAR ({c} cl.)", f"WAR ({c} cl.)"]
-    return h + ([f"UAR ({c10} cl., w/o neutral)", f"WAR ({c10} cl., w/o neutral)"] if c10 else [])
+    h = [f"UAR ({setting_label(exp)})", f"WAR ({setting_label(exp)})"]
+    if c10:
+        h += [f"{k} ({c10} cl., w/o neutral, {RULE_LABELS[r]})" for r in ("authors", "strict") for k in ("UAR", "WAR")]
+    return h
 
 
 def score_cells(exp: Experiment, subset: str) -> list[str]:
     sc = fold_scores(exp, subset)
-    return [ms(sc[k]) for k in (KEYS if exp.has_neutral else KEYS[:2])]
+    return [ms(sc[k]) for k in keys(exp)]
 
 
 def paper_cells(exp: Experiment, subset: str, all_cl: Published | None, wn: Published | None) -> list[str]:
-    """Published UAR/WAR (all classes, without neutral) with our difference, '—' where none."""
+    """Published UAR/WAR (all classes; without neutral beside the authors' rule; nothing beside
+    the strict rule, which no published number uses) with our difference, '—' where none."""
     sc = fold_scores(exp, subset)
     cells = [beside(all_cl.uar, mean_pct(sc["uar"])) if all_cl else "—",
              beside(all_cl.war, mean_pct(sc["war"])) if all_cl else "—"]
     if exp.has_neutral:
         cells += [beside(wn.uar, mean_pct(sc["uar_wn"])) if wn else "—",
-                  beside(wn.war, mean_pct(sc["war_wn"])) if wn else "—"]
+                  beside(wn.war, mean_pct(sc["war_wn"])) if wn else "—", "—", "—"]
     return cells
 
 
 def _rule_caption(exp: Experiment) -> str:
-    cap = "Scores in %, mean ± sample std over folds."
+    cap = f"Scores in %, mean ± sample std over folds. {UAR_RULE}"
+    if exp.excluded:
+        cap += (f" This run was trained, validated and tested without {', '.join(exp.excluded)} "
+                f"({len(exp.classes)} classes, their own prompts)"
+                + ("; it is compared with the paper's 10-class rows." if published_classes(exp)[0] else "."))
     if exp.has_neutral:
-        c, c10 = n_classes(exp)
-        cap += f" w/o neutral (MAFW's 10-class rule; here {c10} of {c} classes): {TEN_CLASS_RULE}"
+        cap += (" W/o neutral: " + "; ".join(f"{WITHOUT_NEUTRAL_RULES[r]}" for r in ("authors", "strict"))
+                + ". The paper's 10-class numbers are set beside the authors' rule.")
     return cap
 
 
 def _by_dataset(experiments: list[Experiment]) -> dict[str, list[Experiment]]:
-    out: dict[str, list[Experiment]] = {}
+    """Experiments grouped by dataset and class list (one table each: the columns differ), the
+    full class list first. Keys: "mafw", or "mafw, 10 classes (without neutral)"."""
+    groups: dict[tuple, list[Experiment]] = {}
     for exp in experiments:
-        out.setdefault(exp.dataset, []).append(exp)
+        groups.setdefault((exp.dataset, tuple(exp.classes), exp.excluded), []).append(exp)
+    out: dict[str, list[Experiment]] = {}
+    for (dataset, classes, excluded), exps in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[0][1]))):
+        name = dataset if not excluded else f"{dataset}, {len(classes)} classes (without {', '.join(excluded)})"
+        out.setdefault(name, []).extend(exps)
     return out
 
 
 def _umbenet(exp: Experiment, subset: str, block: str) -> tuple[Published | None, Published | None]:
-    c, c10 = n_classes(exp)
-    pick = [p for p in published_for(exp.dataset, subset, c, block) if p.method == "UMBEnet"]
+    c, c10 = published_classes(exp)
+    pick = [p for p in published_for(exp.dataset, subset, c, block) if p.method == "UMBEnet"] if c else []
     pick10 = [p for p in published_for(exp.dataset, subset, c10, block) if p.method == "UMBEnet"] if c10 else []
     return (pick[0] if pick else None), (pick10[0] if pick10 else None)
 
@@ -139,9 +184,9 @@ def _table4_paper(exp: Experiment, strategy: str | None = None):
     p = exp.pool
     if not p.get("enabled", True):
         return None, None
-    c, c10 = n_classes(exp)
+    c, c10 = published_classes(exp)
     args = (exp.dataset, exp.trained_name, p.get("length"), p.get("size"), p.get("top_k"), strategy or exp.strategy)
-    return table4_for(args[0], args[1], c, *args[2:]), (table4_for(args[0], args[1], c10, *args[2:]) if c10 else None)
+    return (table4_for(args[0], args[1], c, *args[2:]) if c else None), (table4_for(args[0], args[1], c10, *args[2:]) if c10 else None)
 
 
 def table4(experiments: list[Experiment]) -> list[Block]:
@@ -187,7 +232,7 @@ def _strategy_table(exps: list[Experiment]) -> list[Block]:
         if one and two:
             a, b = fold_scores(two, two.trained_name), fold_scores(one, one.trained_name)
             diffs = [f"{mean_pct(a[k]) - mean_pct(b[k]):+.2f}" if a[k] and b[k] else "n/a"
-                     for k in (KEYS if one.has_neutral else KEYS[:2])]
+                     for k in keys(one)]
             rows.append(["Δ 2-stage − 1-stage", "", two.trained_name, "/".join(pool_cells(two)), "", *diffs])
     if not rows:
         return []
@@ -203,10 +248,11 @@ def overall(experiments: list[Experiment]) -> list[Block]:
     for exp in experiments:
         s = exp.trained_name
         sc = fold_scores(exp, s)
-        rows.append([exp.name, exp.dataset, str(len(exp.classes)), s, exp.strategy, "/".join(pool_cells(exp)),
+        rows.append([exp.name, exp.dataset, setting_label(exp).removesuffix(" cl."), s, exp.strategy, "/".join(pool_cells(exp)),
                      str(len(sc["uar"])), ms(sc["uar"]), ms(sc["war"])])
     blocks: list[Block] = [Table(["Run", "Dataset", "Classes", "Modalities", "Strategy", "Pool L/N/K", "Folds",
-                                  "UAR", "WAR"], rows, "Scores in %, mean ± sample std over folds (all classes).")]
+                                  "UAR", "WAR"], rows, "Scores in %, mean ± sample std over folds, on all the classes each run "
+                                  f"was trained on. {UAR_RULE}")]
     for dataset in sorted({e.dataset for e in experiments} & DATASETS):
         pub = [p for p in PUBLISHED if p.dataset == dataset and p.block == "trained"]
         blocks += [Para(f"Published on {dataset} (all classes and, for MAFW, the 10-class setting):"),
@@ -217,17 +263,21 @@ def overall(experiments: list[Experiment]) -> list[Block]:
 
 def comparisons(experiments: list[Experiment]) -> list[list[str]]:
     """Every (ours, published) pair of equal dataset, subset and class setting: the rows of the
-    comparison table, with ours − paper in points."""
+    comparison table, with ours − paper in points. Our 11-class scores without neutral are taken
+    by the authors' rule (the one behind the paper's 10-class numbers); a run trained without
+    neutral is compared by its own scores."""
     rows = []
     for exp in experiments:
-        c, c10 = n_classes(exp)
-        settings = [(c, "uar", "war")] + ([(c10, "uar_wn", "war_wn")] if c10 else [])
+        c, c10 = published_classes(exp)
+        scored = "trained without " + ", ".join(exp.excluded) if exp.excluded else "all classes"
+        settings = ([(c, "uar", "war", scored)] if c else []) + \
+            ([(c10, "uar_wn", "war_wn", f"w/o neutral, {RULE_LABELS['authors']}")] if c10 else [])
         pairs = [("trained", exp.trained_name)]
         if len(exp.trained) == max(len(e.trained) for e in experiments if e.dataset == exp.dataset):
             pairs += [("missing", e["name"]) for e in exp.folds[0].results["subsets"]]
         for block, subset in pairs:
             sc = fold_scores(exp, subset)
-            for classes, ku, kw in settings:
+            for classes, ku, kw, how in settings:
                 found = [(p, f"Table 3 block: {block}") for p in published_for(exp.dataset, subset, classes, block)]
                 if block == "trained" and exp.pool.get("enabled", True):
                     p = exp.pool
@@ -237,7 +287,7 @@ def comparisons(experiments: list[Experiment]) -> list[list[str]]:
                 for pub, setting in found:
                     method = getattr(pub, "method", "UMBEnet")
                     ou, ow = mean_pct(sc[ku]), mean_pct(sc[kw])
-                    rows.append([exp.dataset, str(classes), exp.name, subset, setting, f"{method} ({pub.source})",
+                    rows.append([exp.dataset, str(classes), how, exp.name, subset, setting, f"{method} ({pub.source})",
                                  ms(sc[ku]), f"{pub.uar:.2f}", f"{ou - pub.uar:+.2f}" if ou is not None else "n/a",
                                  ms(sc[kw]), f"{pub.war:.2f}", f"{ow - pub.war:+.2f}" if ow is not None else "n/a"])
     return rows
@@ -250,14 +300,16 @@ def comparison(experiments: list[Experiment]) -> list[Block]:
     if unmatched:
         blocks.append(Note(f"No published counterpart for dataset(s) {', '.join(unmatched)}: the paper reports MAFW, "
                            "DFEW and FERV39k only, so those runs are not compared with it."))
-    tiny = sorted({r[2] for r in rows} & {e.name for e in experiments if e.tiny})
+    tiny = sorted({r[3] for r in rows} & {e.name for e in experiments if e.tiny})
     if tiny:
         blocks.append(Note(f"{', '.join(tiny)}: random tiny backbone; the differences below measure a pipeline "
                            "check against the paper, not the method."))
     if rows:
-        blocks.append(Table(["Dataset", "Classes", "Ours", "Subset", "Setting", "Published", "UAR ours", "UAR paper",
-                             "Δ UAR", "WAR ours", "WAR paper", "Δ WAR"], rows,
-                            "Δ = ours − paper, in percentage points (ours: mean over folds)."))
+        blocks.append(Table(["Dataset", "Classes", "Scored as", "Ours", "Subset", "Setting", "Published", "UAR ours",
+                             "UAR paper", "Δ UAR", "WAR ours", "WAR paper", "Δ WAR"], rows,
+                            "Δ = ours − paper, in percentage points (ours: mean over folds). 'w/o neutral, "
+                            f"authors' rule': {WITHOUT_NEUTRAL_RULES['authors']}. 'trained without neutral': a "
+                            "run trained, validated and tested on the 10 other classes."))
     elif not unmatched:
         blocks.append(Para("No published number matches these runs' dataset, modalities and class setting."))
     return blocks
@@ -269,14 +321,17 @@ def per_fold(experiments: list[Experiment]) -> Table:
     for exp in experiments:
         for fe in exp.folds:
             for e in fe.results["subsets"]:
-                wn = e.get("without_neutral") or {}
-                cells = [e["uar"], e["war"], wn.get("uar"), wn.get("war")]
+                wn = e.get("without_neutral_authors") or {}
+                wns = e.get("without_neutral_strict") or e.get("without_neutral") or {}
+                cells = [e["uar"], e["war"], wn.get("uar"), wn.get("war"), wns.get("uar"), wns.get("war")]
                 rows.append([exp.name, fe.run_dir.name, "train-test" if fe.fold is None else str(fe.fold),
-                             fe.stage_dir.name, e["name"], str(e["n"]), str(e["n_without_input"]),
+                             fe.stage_dir.name, str(len(exp.classes)), e["name"], str(e["n"]), str(e["n_without_input"]),
                              *("n/a" if v is None else f"{100 * v:.2f}" for v in cells)])
-    return Table(["Experiment", "Run", "Fold", "Stage", "Subset", "Clips", "Left out", "UAR", "WAR",
-                  "UAR w/o neutral", "WAR w/o neutral"], rows,
-                 "Scores in %. Left out: clips with none of the subset's modalities.")
+    return Table(["Experiment", "Run", "Fold", "Stage", "Classes", "Subset", "Clips", "Left out", "UAR", "WAR",
+                  "UAR w/o neutral (authors' rule)", "WAR w/o neutral (authors' rule)",
+                  "UAR w/o neutral (strict rule)", "WAR w/o neutral (strict rule)"], rows,
+                 "Scores in %. Left out: clips with none of the subset's modalities. Classes: those the run "
+                 "was trained and scored on (fewer where classes were excluded).")
 
 
 __all__ = ["comparison", "comparisons", "fold_scores", "ms", "overall", "per_fold", "table3", "table4"]

@@ -38,11 +38,32 @@ def protocol_folds(table: FeatureTable) -> list[int]:
     return sorted(int(f) for f in np.unique(table.folds) if f >= 0)
 
 
+def failed_clips(table: FeatureTable) -> np.ndarray:
+    """bool [N]: clips whose prep status is ``failed`` (their media could not be read).
+
+    A failed clip takes part in nothing (training, validation, test, any modality subset), even
+    where a modality of it came from the annotations (e.g. a MAFW caption of a 0-byte video):
+    the cache's copy of the dataset lacks the clip, and scoring its caption alone would let a
+    damaged copy change the text rows only. Caches written by this version's prep hold no
+    modality for a failed clip; older caches may, hence this check.
+    """
+    if "status" not in table.meta.column_names:
+        return np.zeros(len(table), dtype=bool)
+    return np.asarray(table.meta.column("status").to_pylist(), dtype=object) == "failed"
+
+
 def make_splits(table: FeatureTable, fold: int | None, val_fraction: float, seed: int) -> Splits:
-    """Test = the fold's test clips (or split == "test"); validation carved from the rest,
-    stratified by class and seeded; the test fold never takes part in training or selection."""
-    usable = table.presence.any(axis=1)
+    """Test = the fold's test clips (or split == "test"); validation from the rest; the test fold
+    never takes part in training or selection.
+
+    Validation: the clips the cache marks ``split == "val"`` among this split's training clips
+    (a manifest row with ``split=val`` and ``fold=k`` validates folds j != k and is a test clip
+    of fold k only), else, when there are none, a stratified, seeded ``val_fraction`` of them.
+    Failed clips (``failed_clips``) and clips with no modality are in no split.
+    """
+    usable = table.presence.any(axis=1) & ~failed_clips(table)
     folds = protocol_folds(table)
+    splits = np.asarray([s or "" for s in table.splits])
     if folds:
         if fold is None or fold not in folds:
             raise DataError(f"--fold {fold}: this cache defines folds {folds}; pick one of them (or 'all')")
@@ -52,12 +73,11 @@ def make_splits(table: FeatureTable, fold: int | None, val_fraction: float, seed
     else:
         if fold is not None:
             raise DataError(f"--fold {fold}: this cache has no folds (it has a train/test split); leave --fold out")
-        splits = np.asarray([s or "" for s in table.splits])
         test = usable & (splits == "test")
         trainval = usable & np.isin(splits, ["train", "val"])
         name = "train/test"
     trainval_idx = np.flatnonzero(trainval)
-    given_val = np.flatnonzero(usable & (np.asarray([s or "" for s in table.splits]) == "val"))
+    given_val = np.flatnonzero(trainval & (splits == "val"))
     if len(given_val):
         val = given_val
     else:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from umbenet_cli.data.cache_read import FeatureTable
+from umbenet_cli.evaluation import metrics as M
 from umbenet_cli.model.checkpoint import load_weights, save_checkpoint
 from umbenet_cli.model.umbenet import UMBEnet
 from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng
@@ -49,17 +50,6 @@ class StageState:
     best_epoch: int = -1
     sums: dict = field(default_factory=dict)  # running sums of the current epoch
     stop_reason: str | None = None
-
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)
-
-
-def uar_war(cm: np.ndarray) -> tuple[float, float]:
-    """Over the whole split (never averaged over batches): mean recall of classes present, accuracy."""
-    support = cm.sum(1)
-    recall = np.diag(cm)[support > 0] / support[support > 0]
-    return float(recall.mean()) if len(recall) else 0.0, float(np.trace(cm) / max(cm.sum(), 1))
 
 
 @torch.no_grad()
@@ -84,8 +74,8 @@ def evaluate(model, table, rows, available, device, batch_size) -> dict:
     logits, _ = predict_rows(model, table, rows, available[rows], device, batch_size)
     labels = table.labels[rows].astype(np.int64)
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)))
-    uar, war = uar_war(confusion(labels, logits.argmax(1), logits.shape[1]))
-    return {"loss": loss, "uar": uar, "war": war, "n": int(len(rows))}
+    cm = M.confusion_matrix(labels, logits.argmax(1), logits.shape[1])
+    return {"loss": loss, "uar": M.uar(cm), "war": M.war(cm), "n": int(len(rows))}
 
 
 class StageTrainer:
@@ -166,7 +156,7 @@ class StageTrainer:
         stats = {k: float(getattr(parts, k).detach()) * n for k in LOSS_PARTS}
         stats["n"] = float(n)
         C = out.logits.shape[1]
-        cm = confusion(labels.cpu().numpy(), out.logits.argmax(1).cpu().numpy(), C)
+        cm = M.confusion_matrix(labels.cpu().numpy(), out.logits.argmax(1).cpu().numpy(), C)
         stats.update({f"cm{i}": float(v) for i, v in enumerate(cm.ravel())})
         return stats
 
@@ -234,7 +224,9 @@ class StageTrainer:
         sums = all_reduce_sum_(sums.to(info.device), info).cpu().numpy()
         n = max(sums[len(LOSS_PARTS)], 1.0)
         train = {k: float(sums[i] / n) for i, k in enumerate(LOSS_PARTS)}
-        train["uar"], train["acc"] = uar_war(sums[len(LOSS_PARTS) + 1:].reshape(C, C).astype(np.int64))
+        cm = sums[len(LOSS_PARTS) + 1:].reshape(C, C).astype(np.int64)
+        # The whole epoch's matrix, scored by evaluation.metrics (an epoch cut before its first step has none).
+        train["uar"], train["acc"] = (M.uar(cm), M.war(cm)) if cm.sum() else (0.0, 0.0)
         train["war"] = train["acc"]
         val = evaluate(self.model, self.table, self.splits.val, self.available, info.device, cfg.batch_size)
         if not partial:

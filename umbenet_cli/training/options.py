@@ -23,6 +23,9 @@ class TrainOptions:
     stage: str = "both"
     fold: str | None = None  # "1".."5" or "all" for 5-fold caches; None for train/test caches
     modalities: tuple[str, ...] = MODALITIES
+    # Classes left out of the whole run (their clips neither train, validate nor test, and they
+    # get no class prompt), e.g. ("neutral",) for MAFW's 10-class protocol; see data.class_subset.
+    exclude_classes: tuple[str, ...] = ()
     val_fraction: float = 0.1
     seed: int = 0
     init_from: Path | None = None  # stage 2 alone: a stage-1 run folder or checkpoint
@@ -66,4 +69,5 @@ class TrainOptions:
         d["cache"], d["run_dir"] = Path(d["cache"]), Path(d["run_dir"])
         d["init_from"] = Path(d["init_from"]) if d["init_from"] else None
         d["modalities"] = tuple(d["modalities"])
+        d["exclude_classes"] = tuple(d.get("exclude_classes") or ())
         return replace(cls(**d), **changes)

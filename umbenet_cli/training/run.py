@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from umbenet_cli.data.cache_read import FeatureTable, read_features
+from umbenet_cli.data.class_subset import exclude_classes
 from umbenet_cli.model.backbone import load_backbone
 from umbenet_cli.model.config import MODALITIES
-from umbenet_cli.training.data import Splits, make_splits, modality_mask, protocol_folds
+from umbenet_cli.training.data import Splits, failed_clips, make_splits, modality_mask, protocol_folds
 from umbenet_cli.training.distributed import DistInfo
 from umbenet_cli.training.loop import StageTrainer
 from umbenet_cli.training.options import TrainError, TrainOptions
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def load_cache_for(opts: TrainOptions) -> FeatureTable:
-    """The feature table, checked against the model config."""
-    table = read_features(opts.cache)
+    """The feature table without the run's excluded classes, checked against the model config."""
+    table = exclude_classes(read_features(opts.cache), opts.exclude_classes)
     spec, cfg = table.spec, opts.model
     problems = []
     if spec.backbone != cfg.backbone:
@@ -128,6 +129,13 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
         (opts.run_dir / "run.json").write_text(opts.to_json())
         (opts.run_dir / "classes.json").write_text(json.dumps(list(table.spec.classes)))
         _log_to_file(opts.run_dir / "log.txt")
+        failed = failed_clips(table)
+        if failed.any():
+            console.print(f"[yellow]{int(failed.sum())} clips failed in prep (status failed, e.g. "
+                          f"{', '.join(table.clip_ids[failed][:3])}): they take part in nothing[/]", highlight=False)
+        if opts.exclude_classes:
+            console.print(f"{len(table.spec.classes)}-class protocol: {', '.join(opts.exclude_classes)} left out "
+                          f"of training, validation and test ({len(table)} clips kept)", highlight=False)
     results = []
     for fold in folds:
         splits = usable_splits(make_splits(table, fold, opts.val_fraction, opts.seed), table, available, console)
