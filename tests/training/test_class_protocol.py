@@ -98,3 +98,14 @@ def test_bad_class_names_exit_2(sample_cache, tmp_path, capsys, value, message):
     err = " ".join(capsys.readouterr().err.split())
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "sample-tiny").exists() and not list(tmp_path.iterdir())
+
+
+def test_eval_on_a_cache_without_the_excluded_class(ten_class_run, tmp_path, capsys):
+    from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache
+    from umbenet_cli.model import load_backbone
+
+    other = write_synthetic_cache(tmp_path / "c", SyntheticSpec(classes=("x", "y", "z"), clips_per_class=5),
+                                  "umbenet/tiny-random-clip", load_backbone("umbenet/tiny-random-clip").fingerprint())
+    assert main(["eval", str(ten_class_run), "--cache", str(other)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the run was trained without ['neutral']" in err and "not among the cache's classes" in err

@@ -55,7 +55,7 @@ def rules_text(results: dict) -> list[str]:
     rules = results.get("rules") or {}
     lines = [f"UAR/WAR: {rules.get('uar', UAR_RULE)}"]
     if results["rule_without_neutral"] is not None:
-        lines += [f"w/o neutral ({RULE_LABELS[r]}): {WITHOUT_NEUTRAL_RULES[r]}" for r in RULES]
+        lines += [f"w/o neutral, {WITHOUT_NEUTRAL_RULES[r]}" for r in RULES]
     if results.get("excluded_classes"):
         lines.append(f"this run was trained, validated and tested without {results['excluded_classes']} "
                      f"(a true {len(results['classes'])}-class protocol)")

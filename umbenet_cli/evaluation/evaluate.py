@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from umbenet_cli.data.cache_read import FeatureTable, read_features
-from umbenet_cli.data.class_subset import exclude_classes
+from umbenet_cli.data.class_subset import ClassSelectionError, exclude_classes
 from umbenet_cli.errors import UserError
 from umbenet_cli.evaluation.metrics import (
     RULES, UAR_RULE, WITHOUT_NEUTRAL_RULES, confusion_matrix, delete_class, mean_std, scores_from_confusion,
@@ -118,7 +118,11 @@ def load_for_eval(ref: StageRef, checkpoint: str, cache: Path | None, device: st
         model = UMBEnet.load(folder).to(device).eval()
     except CheckpointError as exc:
         raise EvalError(str(exc)) from None
-    table = exclude_classes(read_features(cache or opts.cache), opts.exclude_classes)
+    try:
+        table = exclude_classes(read_features(cache or opts.cache), opts.exclude_classes)
+    except ClassSelectionError as exc:
+        raise EvalError(f"the run was trained without {list(opts.exclude_classes)} (run.json exclude_classes), "
+                        f"which the cache at {cache or opts.cache} cannot give: {exc}") from None
     if tuple(table.spec.classes) != tuple(model.config.classes):
         raise EvalError(f"the cache's classes {list(table.spec.classes)} are not the model's "
                         f"{list(model.config.classes)}: evaluate on a cache of the same dataset and class order")

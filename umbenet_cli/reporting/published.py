@@ -6,6 +6,14 @@ it: dataset, modality subset ("V", "V+A", ... as in ``umbenet eval``), class set
 classes scored: MAFW 11, or 10 with neutral left out; DFEW/FERV39k 7), and for UMBEnet's Table 3
 the block: ``trained`` (a model trained on that subset) or ``missing`` (the full-modality model
 with the other modalities dropped at inference).
+
+MAFW's 10-class numbers (``classes=10``) leave neutral out. The authors' code scores them by
+deleting the neutral row and column of the 11-class confusion matrix, yet no recomputation turns
+the paper's 11-class rows into its 10-class rows (trained on T: 11-class UAR 42.36 bounds any
+recomputed 10-class UAR from below by 36.6; the paper prints 34.92), so they likely come from
+separate runs. The report sets them beside an 11-class run's scores under the authors' rule, and
+beside a run trained without neutral (``--exclude-classes neutral``) by its own scores
+(``reporting.tables.published_classes``).
 """
 from __future__ import annotations
 
