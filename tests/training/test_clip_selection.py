@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipelines.sources import scan_dfew, scan_ferv39k, scan_mafw, scan_manifest
@@ -142,21 +143,22 @@ def test_validation_never_holds_a_test_clip(tmp_path, make):
 # ----------------------------------------------------------------------- failed: prep -> train -> eval
 @pytest.fixture(scope="module")
 def failed_run(tmp_path_factory):
-    """13 clips of 2 classes in 2 folds; c12 is a 0-byte file whose caption the manifest gives."""
-    root = tmp_path_factory.mktemp("data")
-    sources = sorted(SAMPLE_CLIPS.glob("*.mp4"))
-    rows = ["path,label,text,fold"]
-    for i in range(12):
-        shutil.copy(sources[i], root / f"c{i}.mp4")
-        rows.append(f"c{i}.mp4,{('calm', 'joy')[i % 2]},a person in clip {i} looks up,{i // 6 + 1}")
-    (root / "c12.mp4").write_bytes(b"")
-    rows.append("c12.mp4,joy,a person in a clip that is empty,1")
-    (root / "m.csv").write_text("\n".join(rows) + "\n")
+    """A MAFW release of 13 clips (anger and happiness, folds 1-2) where clip 00013 is a 0-byte
+    file whose caption descriptive_text.xlsx gives; trained on those two classes."""
+    root = tmp_path_factory.mktemp("mafw")
+    labels = {f"{i:05d}": (1, 4)[i % 2] for i in range(1, 14)}  # 1 = anger, 4 = happiness
+    folds = {c: 1 if int(c) <= 6 or c == "00013" else 2 for c in labels}
+    make_mafw(root, labels=labels, folds=folds)
+    pd.DataFrame({"name": [f"{c}.mp4" for c in labels], "e_cap": [f"A person in clip {c} looks up." for c in labels],
+                  "c_cap": ["" for _ in labels]}).to_excel(root / "Labels" / "descriptive_text.xlsx", index=False)
+    for src, clip in zip(sorted(SAMPLE_CLIPS.glob("*.mp4")), sorted(labels)[:12]):
+        shutil.copy(src, root / "clips" / f"{clip}.mp4")  # 00013.mp4 stays 0 bytes
     cache, runs = root / "cache", root / "runs"
-    assert main(["prep", "manifest", str(root / "m.csv"), "--classes", "calm,joy", "--out", str(cache),
-                 "--preset", "tiny"]) == 0
+    assert main(["prep", "mafw", str(root), "--out", str(cache), "--preset", "tiny"]) == 0
+    others = ",".join(c for c in MAFW_CLASSES if c not in ("anger", "happiness"))
     assert main(["train", "--cache", str(cache), "--runs-dir", str(runs), "--preset", "tiny", "--name", "r",
-                 "--fold", "all", "--stage", "one", "--max-steps", "1", "--set", "optim.batch_size=2"]) == 0
+                 "--fold", "all", "--stage", "one", "--max-steps", "1", "--set", "optim.batch_size=2",
+                 "--exclude-classes", others]) == 0
     assert main(["eval", str(runs / "r")]) == 0
     return cache, runs / "r"
 
@@ -166,9 +168,11 @@ def test_a_failed_clip_keeps_no_modality(failed_run):
     table = read_features(cache)
     meta = dict(zip(table.clip_ids, zip(table.meta.column("status").to_pylist(),
                                         table.meta.column("status_reason").to_pylist())))
-    assert meta["c12.mp4"][0] == "failed" and "0 bytes" in meta["c12.mp4"][1]
-    i = list(table.clip_ids).index("c12.mp4")
-    assert not table.presence[i].any()  # not even the caption the manifest gave
+    assert meta["00013"][0] == "failed" and "0 bytes" in meta["00013"][1]
+    i = list(table.clip_ids).index("00013")
+    assert not table.presence[i].any()  # not even the caption descriptive_text.xlsx gives
+    j = list(table.clip_ids).index("00011")
+    assert table.presence[j, 2]  # while the other clips keep theirs
 
 
 def test_a_failed_clip_takes_part_in_nothing(failed_run):
@@ -178,7 +182,7 @@ def test_a_failed_clip_takes_part_in_nothing(failed_run):
         results = json.loads((res_dir / "results.json").read_text())
         with open(res_dir / "predictions.csv") as fh:
             ids = {row["clip_id"] for row in csv.DictReader(fh)}
-        assert "c12.mp4" not in ids and len(ids) == 6
+        assert "00013" not in ids and len(ids) == 6
         assert results["n_failed_left_out"] == (1 if fold == 1 else 0)
         for e in results["subsets"]:
             assert e["n"] + e["n_without_input"] == 6
