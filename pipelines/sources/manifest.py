@@ -4,7 +4,9 @@ Two formats, told apart by their first line:
 
 (a) CSV with a header ``path,label[,text][,split][,fold]`` (any column order and case). ``label``
     is a class name or a 0-based index; ``split`` is train/val/test; ``fold`` is the fold whose
-    test set holds the clip. ``path`` is a video file or a frame folder.
+    test set holds the clip. With both, the fold decides the test set: ``split=val`` marks a clip
+    that validates the runs of the other folds (never its own fold's, where it is a test clip),
+    and ``split=test`` is reported (``split-with-fold``) since the fold overrides it. ``path`` is a video file or a frame folder.
 (b) The list format of public DFER code, one clip per line, space separated:
     ``<frame_dir> <num_frames> <label_index>`` (0-based labels). The frame count is kept in
     ``ClipRecord.listed_frames`` so prep can compare it with the frames really on disk. The split
@@ -222,6 +224,10 @@ def _build_records(
                                     f"an index 0-{len(classes) - 1}"))
             continue
         split, fold = _parse_split(row, problems), _parse_fold(row, problems)
+        if split == "test" and fold is not None:
+            problems.append(Problem(clip_id, "split-with-fold", f"{row['where']}: split 'test' and fold {fold}: "
+                                    f"the fold decides (a test clip of fold {fold}, a training clip of the "
+                                    f"others); leave split empty, or 'val' to validate the other folds"))
         media = Path(row["raw_path"])
         media = media if media.is_absolute() else row["base"] / media
         kind = "frames" if media.is_dir() or (not media.exists() and

@@ -33,6 +33,7 @@ PROBLEM_KINDS: dict[str, tuple[Severity, str]] = {
     "bad-line": ("error", "a line of an annotation file could not be parsed"),
     "bad-value": ("error", "a manifest field holds a value that is not allowed"),
     "duplicate-line": ("warning", "an exact duplicate line; one copy kept"),
+    "split-with-fold": ("warning", "split 'test' and a fold: the fold decides which runs test on it"),
     "label-mismatch": ("warning", "a split list disagrees with the label file; the label file wins"),
     "missing-text": ("warning", "no annotated text for a clip that should have some"),
     "missing-file": ("warning", "a secondary file is missing; the record is kept without it"),

@@ -135,6 +135,10 @@ def test_validation_never_holds_a_test_clip(tmp_path, make):
             assert ids["val"] == {c for c, r in by_id.items() if r.split == "val" and r.fold != fold} - failed
             # ... and a val row of the test fold is a test clip only.
             assert {c for c, r in by_id.items() if r.split == "val" and r.fold == fold} - failed <= ids["test"]
+        # split=test beside a fold is overridden by the fold: said in the scan table.
+        (tmp_path / "data" / "m2.csv").write_text("path,label,fold,split\nc0.mp4,calm,1,test\nc1.mp4,joy,2,val\n")
+        warned = scan_manifest(tmp_path / "data" / "m2.csv", classes=CLASSES).warnings()
+        assert [(p.clip_id, p.kind) for p in warned] == [("c0.mp4", "split-with-fold")]
     if make is _manifest_list:
         [(_, ids)] = splits
         assert ids["val"] == {r.clip_id for r in scan.records if r.split == "val"} - failed
