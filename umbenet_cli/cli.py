@@ -120,7 +120,10 @@ def train(
     name: Annotated[Optional[str], typer.Option(help="Run name: runs/<name> (default: <cache>-<preset>).")] = None,
     runs_dir: Annotated[str, typer.Option(help="Folder holding the runs.")] = "runs",
     preset: Annotated[str, typer.Option(help="Model and schedule preset: default, paper, authors-code, tiny.")] = "default",
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16, optim.lr=2e-4.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16, optim.lr=2e-4. "
+                    "pool.balance=true adds frequency-balanced selection (not in the paper; its cost: every prompt is "
+                    "picked within the first steps and training selects unlike evaluation; stage 2 still carries only "
+                    "what the queries themselves chose).")] = None,
     stage: Annotated[str, typer.Option(help="1, 2, both, or one (the one-stage ablation).")] = "both",
     fold: Annotated[Optional[str], typer.Option(help="Fold to hold out (1-5), or 'all' for the full protocol.")] = None,
     modalities: Annotated[str, typer.Option(help="Modalities to train on, e.g. video,text.")] = "video,audio,text",

@@ -12,15 +12,27 @@ def test_paper_preset_is_the_papers_setting():
     assert (cfg.pool.length, cfg.pool.size, cfg.pool.top_k) == (64, 32, 5)
     assert cfg.backbone == "openai/clip-vit-large-patch14"
     o = cfg.optim
-    assert (o.optimizer, o.lr, o.batch_size, o.plateau_factor, o.plateau_patience, o.min_lr, o.stop_train_accuracy) == (
+    assert (o.optimizer, o.lr, o.batch_size, o.plateau_factor, o.plateau_epochs, o.min_lr, o.stop_train_accuracy) == (
         "adam", 2e-3, 16, 0.6, 3, 1e-7, 0.8)
     assert cfg.classes == MAFW_CLASSES
+    # The paper has no frequency balancing and names no gradient clipping; the default preset
+    # (the paper's pool and schedule on ViT-B/16) follows it.
+    for name in ("paper", "default"):
+        c = UMBEnetConfig.preset(name)
+        assert (c.pool.balance, c.optim.grad_clip) == (False, 0.0)
 
 
 def test_authors_code_preset():
     o = UMBEnetConfig.preset("authors-code").optim
-    assert (o.lr, o.weight_decay, o.plateau_factor, o.plateau_patience, o.max_epochs, o.batch_size) == (
-        2e-4, 1e-6, 0.3, 2, 30, 8)
+    assert (o.lr, o.weight_decay, o.plateau_factor, o.plateau_epochs, o.max_epochs, o.batch_size) == (
+        2e-4, 1e-6, 0.3, 3, 30, 8)  # torch patience 2 in their code: a cut after 3 bad epochs
+
+
+def test_configs_saved_with_torch_patience_keep_their_schedule():
+    saved = UMBEnetConfig.preset("tiny").to_dict()
+    saved["optim"].pop("plateau_epochs")
+    saved["optim"]["plateau_patience"] = 3  # torch's patience: a cut after 4 bad epochs
+    assert UMBEnetConfig.from_saved(saved).optim.plateau_epochs == 4
 
 
 def test_default_backbone_is_vit_b16():
@@ -34,9 +46,9 @@ def test_unknown_preset_lists_choices():
 
 def test_overrides_parse_strings_like_the_cli():
     cfg = UMBEnetConfig.preset("tiny").override(
-        {"pool.size": "16", "pool.query": "l1", "optim.lr": "2e-4", "pool.balance": "false",
+        {"pool.size": "16", "pool.query": "l1", "optim.lr": "2e-4", "pool.balance": "true",
          "classes": "happy,sad,neutral"})
-    assert (cfg.pool.size, cfg.pool.query, cfg.optim.lr, cfg.pool.balance) == (16, "l1", 2e-4, False)
+    assert (cfg.pool.size, cfg.pool.query, cfg.optim.lr, cfg.pool.balance) == (16, "l1", 2e-4, True)
     assert cfg.classes == ("happy", "sad", "neutral")
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from umbenet_cli.model.config import PoolConfig
-from umbenet_cli.model.prompt_pool import PromptPool, balance_scores, similarity
+from umbenet_cli.model.prompt_pool import PromptPool, balance_scores, key_distance, similarity
 from umbenet_cli.training.two_stage import transfer_activated
 
 
@@ -75,7 +75,7 @@ def test_counts_per_subset_update_only_in_training():
     assert pool.counts[1].sum() == 2 and pool.counts[5].sum() == 2 and pool.counts.sum() == 4
 
 
-def test_stage2_transfer_keeps_exactly_the_used_prompts():
+def test_stage2_transfer_keeps_exactly_the_activated_prompts():
     torch.manual_seed(0)
     old = PromptPool(4, 3, PoolConfig(size=6, length=2, top_k=2))
     new = PromptPool(4, 3, PoolConfig(size=5, length=2, top_k=2))
@@ -93,7 +93,7 @@ def test_stage2_transfer_keeps_exactly_the_used_prompts():
 
 def test_stage2_transfer_truncates_to_new_size_and_checks_length():
     old = PromptPool(4, 3, PoolConfig(size=6, length=2, top_k=2))
-    old.counts[1] = torch.tensor([5, 4, 3, 2, 1, 0])
+    old.counts[1, 0], old.counts[2, 1], old.counts[4, 2], old.counts[3, 3] = 5, 4, 3, 2  # 4 activated
     small = PromptPool(4, 3, PoolConfig(size=3, length=2, top_k=2))
     assert transfer_activated(old, small) == [0, 1, 2]
     with pytest.raises(ValueError, match="pool.length"):
@@ -109,3 +109,69 @@ def test_query_is_each_clips_own_feature():
     q2 = q.clone()
     q2[1:] = torch.randn(3, 8) * 10
     assert torch.equal(pool(q2, torch.full((4,), 7))["indices"][0], first)
+
+
+def _own_distance(q, keys, fn):
+    """Distances [B, N] computed by hand from each function's definition (Fig. 4)."""
+    d = q[:, None, :] - keys[None]
+    if fn == "l2":
+        return (d ** 2).sum(-1).sqrt()
+    if fn == "l1":
+        return d.abs().sum(-1)
+    return 1 - (q @ keys.T) / (q.norm(dim=-1)[:, None] * keys.norm(dim=-1)[None])
+
+
+@pytest.mark.parametrize("fn", ["cosine", "l2", "l1"])
+def test_after_training_each_query_function_selects_the_nearest_key_by_its_own_definition(fn):
+    # Two groups of unit-norm queries (F_fusion has unit norm) in 64 dimensions. Keys trained under
+    # the same function follow the queries: each group ends with its own nearby keys. With keys
+    # drawn from U(-1, 1) (norm ~4.6 here, ~13 at 512) and a cosine key loss, L2 / L1 selection
+    # followed the key norms: both groups picked the same shortest keys, and kept them.
+    torch.manual_seed(0)
+    D = 64
+    centres = torch.nn.functional.normalize(torch.randn(2, D), dim=-1)
+    q = torch.nn.functional.normalize(centres.repeat_interleave(8, 0) + 0.2 * torch.randn(16, D) / D ** 0.5, dim=-1)
+    pool = PromptPool(D, 3, PoolConfig(size=8, length=2, top_k=1, query=fn)).train()
+    opt = torch.optim.Adam(pool.parameters(), lr=0.02)
+    for _ in range(40):
+        out = pool(q, torch.full((16,), 7))
+        opt.zero_grad()
+        out["key_loss"].backward()
+        opt.step()
+    pool.eval()
+    picked = pool(q, torch.full((16,), 7))["indices"][:, 0]
+    with torch.no_grad():
+        own = _own_distance(q, pool.keys, fn)
+        torch.testing.assert_close(key_distance(q, pool.keys[None].expand(16, -1, -1), fn), own)
+    assert torch.equal(picked, own.argmin(1))  # selection = nearest key by the function's definition
+    a, b = set(picked[:8].tolist()), set(picked[8:].tolist())
+    assert not a & b  # each group has its own keys: selection follows the query
+    near = own.gather(1, picked[:, None])[:, 0]
+    far = own[:8][:, sorted(b)].min(1).values  # group A's distance to group B's keys
+    assert (near[:8] < 0.5 * far).all()  # pulled close under the function's own distance
+
+
+def test_balanced_selection_keeps_the_querys_own_choices_apart():
+    keys = torch.tensor([[1.0, 0.0], [0.95, 0.1], [-1.0, 0.0]])
+    pool = _pool(keys, balance=True)
+    pool.counts[1, 0] = 1000  # balancing steers this clip to prompt 1 ...
+    pool.train()
+    assert pool(torch.tensor([[1.0, 0.0]]), torch.tensor([1]))["indices"].item() == 1
+    assert pool.counts[1, 1] == 1 and pool.query_counts[1, 0] == 1  # ... its query chose prompt 0
+    assert pool.activation_counts() is pool.query_counts
+    assert _pool(keys, balance=False).activation_counts() is not None and not hasattr(_pool(keys), "query_counts")
+
+
+def test_checkpoint_saved_before_query_counts_loads(tmp_path, make_model):
+    from safetensors.torch import load_file, save_file
+
+    from umbenet_cli.model import UMBEnet
+
+    model = make_model(**{"pool.balance": True})
+    model.pool.counts[1, 2] = 5
+    folder = model.save(tmp_path / "ckpt")
+    tensors = load_file(str(folder / "model.safetensors"))
+    del tensors["pool.query_counts"]  # as an earlier version wrote it
+    save_file(tensors, str(folder / "model.safetensors"))
+    loaded = UMBEnet.load(folder, backbone=model.backbone)
+    assert loaded.pool.query_counts[1, 2] == 5

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+import torch
+
 from umbenet_cli.cli import main
+from umbenet_cli.training.two_stage import activated
 
 
 def train(cache, runs, *extra):
@@ -48,11 +51,11 @@ def test_both_stages_on_the_sample_cache(sample_cache, tmp_path):
     assert set(first["val"]) == {"loss", "uar", "war", "n"} and first["lr"] == 2e-3
     counts = np.array(metrics(s1)[-1]["pool_counts"])
     assert counts[[1, 2, 4]].sum() == counts.sum() > 0  # stage 1 presents one modality per clip
-    # Stage 2 starts from exactly the prompts stage 1's best checkpoint had used.
+    # Stage 2 starts from exactly the prompts stage 1's best checkpoint activated.
     init = json.loads((s2 / "init.json").read_text())
     best = load_file(str(s1 / "checkpoints" / "best" / "model.safetensors"))
-    used = np.flatnonzero(best["pool.counts"].sum(0) > 0)
-    assert sorted(init["prompts_carried"]) == sorted(used.tolist()) and used.size > 0
+    used = np.flatnonzero(activated(torch.from_numpy(best["pool.counts"])).numpy())
+    assert sorted(init["prompts_carried"]) == used.tolist() and init["carried"] == used.size
     assert (run / "log.txt").read_text().count("epoch") >= 4
 
 
@@ -125,11 +128,17 @@ def test_two_gloo_processes_match_one(synthetic_cache, tmp_path):
     a, b = tmp_path / "one" / "fold1" / "onestage", tmp_path / "two" / "fold1" / "onestage"
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys()
-    # Adam turns round-off-sized gradients (e.g. of attention key biases, which softmax ignores)
-    # into lr-sized steps, so weights agree to ~1e-4 rather than bit for bit. Unsynchronised
-    # gradients would move them by ~lr per step (2e-3 x 14 steps).
+    # Adam turns round-off-sized gradients into sizeable steps, so weights agree to ~1e-4 rather
+    # than bit for bit. Unsynchronised gradients would move them by ~lr per step (2e-3 x 14 steps).
+    # Attention key biases are left out: softmax ignores them, so their true gradient is zero and
+    # what they get is round-off alone, which Adam (eps 1e-8) turns into steps of ~0.1 lr; gradient
+    # clipping at 1.0 used to shrink that below the tolerance, but the paper names no clipping.
     for k in wa:
-        np.testing.assert_allclose(wa[k], wb[k], rtol=0, atol=1e-3, err_msg=k)
+        x, y = wa[k], wb[k]
+        if k.endswith("in_proj_bias"):  # [q | k | v]: drop the key third
+            E = x.shape[0] // 3
+            x, y = np.delete(x, np.s_[E:2 * E]), np.delete(y, np.s_[E:2 * E])
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-3, err_msg=k)
     ma, mb = metrics(a)[0], metrics(b)[0]
     assert ma["pool_counts"] == mb["pool_counts"]
     np.testing.assert_allclose(ma["train"]["total"], mb["train"]["total"], rtol=1e-4)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from umbenet_cli.errors import UserError
 
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -29,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from umbenet_cli.model.backbone import Backbone, load_backbone
 from umbenet_cli.model.config import UMBEnetConfig
 
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MARKER = "COMPLETE"
 
@@ -125,6 +127,12 @@ def load_weights(model, folder: str | Path, map_location: str | torch.device = "
         problems.append(f"it was trained on backbone {meta['backbone']['name']!r} (fingerprint "
                         f"{meta['backbone']['fingerprint']}), the model has {model.backbone.name!r} ({fp})")
     own = model.trainable_state_dict()
+    if "pool.query_counts" in own and "pool.query_counts" not in tensors and "pool.counts" in tensors:
+        # Saved before the pool kept the query's own choices apart (balancing on): the balanced
+        # counts are all there is, so stage 2's transfer will see every prompt as used (and warn).
+        log.warning("%s has no pool.query_counts (saved by an earlier version): using pool.counts, "
+                    "which include the balancing factor", folder)
+        tensors = {**tensors, "pool.query_counts": tensors["pool.counts"]}
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
     shapes = [f"{k}: {tuple(tensors[k].shape)} != {tuple(own[k].shape)}"

@@ -87,7 +87,10 @@ class PoolConfig:
     length: int = 64  # L_p, tokens per prompt value
     top_k: int = 5
     query: Literal["cosine", "l2", "l1"] = "cosine"
-    balance: bool = True  # frequency-balanced selection while training
+    # Frequency-balanced selection while training. Off: the paper has none (the authors' code's
+    # factor is a constant). On, every prompt is picked within the first steps and training selects
+    # differently from evaluation; stage 2's transfer then reads the counts made without it.
+    balance: bool = False
     key_loss_weight: float = 0.5  # weight of the key-matching term (1 - cos), L2P's pull constraint
     enabled: bool = True  # False: no pool, inherent prompts only (an ablation)
 
@@ -110,11 +113,14 @@ class OptimConfig:
     weight_decay: float = 0.0
     batch_size: int = 16
     plateau_factor: float = 0.6
-    plateau_patience: int = 3
+    # Cut the lr at the end of the plateau_epochs-th consecutive epoch without a lower validation
+    # loss (the paper: 3). torch's ReduceLROnPlateau(patience=p) cuts after p + 1 such epochs, so
+    # training.two_stage passes patience = plateau_epochs - 1.
+    plateau_epochs: int = 3
     min_lr: float = 1e-7  # stop when the learning rate falls below this
     max_epochs: int = 100
     stop_train_accuracy: float = 0.80  # stop once training accuracy passes this (None-like: 1.0)
-    grad_clip: float = 1.0
+    grad_clip: float = 0.0  # max gradient norm; 0 = none (the paper names no clipping)
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,10 @@ class UMBEnetConfig:
         dumps, so a field they lack was added later, and takes the value that rebuilds the model
         they were written for (``SAVED_BEFORE``), not today's default."""
         data = copy.deepcopy(data)
+        optim = data.get("optim")
+        if isinstance(optim, dict) and "plateau_patience" in optim:
+            # Saved when the field held torch's patience (a cut after patience + 1 bad epochs).
+            optim.setdefault("plateau_epochs", int(optim.pop("plateau_patience")) + 1)
         for section, fields in SAVED_BEFORE.items():
             if isinstance(data.get(section), dict):
                 for name, value in fields.items():
@@ -223,13 +233,14 @@ def _paper() -> UMBEnetConfig:
 
 
 def _authors_code() -> UMBEnetConfig:
-    """The authors' released code: Adam 2e-4, wd 1e-6, plateau x0.3 after 2, 30 epochs, batch 8."""
+    """The authors' released code: Adam 2e-4, wd 1e-6, plateau x0.3 (torch patience 2: a cut after
+    3 bad epochs), 30 epochs, batch 8, no gradient clipping."""
     return UMBEnetConfig(
         backbone=PAPER_BACKBONE,
         pool=PoolConfig(size=32, length=64, top_k=5),
         sff=SFFConfig(gate_l1=0.01),
         optim=OptimConfig(lr=2e-4, weight_decay=1e-6, batch_size=8, plateau_factor=0.3,
-                          plateau_patience=2, max_epochs=30, stop_train_accuracy=1.0),
+                          plateau_epochs=3, max_epochs=30, stop_train_accuracy=1.0),
     )
 
 
@@ -286,6 +297,9 @@ def _validate(c: UMBEnetConfig) -> list[str]:
     need(c.optim.lr > 0, f"optim.lr={c.optim.lr}: must be > 0")
     need(c.optim.batch_size >= 1, f"optim.batch_size={c.optim.batch_size}: must be >= 1")
     need(0 < c.optim.plateau_factor < 1, f"optim.plateau_factor={c.optim.plateau_factor}: must be in (0, 1)")
+    need(c.optim.plateau_epochs >= 1, f"optim.plateau_epochs={c.optim.plateau_epochs}: must be >= 1 (epochs without "
+         f"a lower validation loss before the lr is cut)")
+    need(c.optim.grad_clip >= 0, f"optim.grad_clip={c.optim.grad_clip}: must be >= 0 (0 = no clipping)")
     return p
 
 

@@ -7,14 +7,24 @@ depend on which clips share its batch. Scores use a selectable query function (t
     l2:      s_j = -||q - k_j||_2
     l1:      s_j = -||q - k_j||_1
 
-Frequency-balanced selection (training only, as in the authors' code): prompts chosen often are
-handicapped by w_j = log(max f / f_j + 1), f the running selection counts (+1, so unused prompts
-have a finite weight). Similarities are made non-negative first so that a larger weight always
-means "more attractive": cosine (s + 1) * w_j, distances -d / w_j.
+Frequency-balanced selection (an option, ``pool.balance``; off in every preset): the paper has no
+balancing, and the authors' released code computes its factor once from uniform counts, so it is a
+constant there. With the option on, prompts chosen often are handicapped by
+w_j = log(max f / f_j + 1), f the running selection counts (+1, so unused prompts have a finite
+weight); similarities are made non-negative first so that a larger weight always means "more
+attractive": cosine (s + 1) * w_j, distances -d / w_j. Its cost: with running counts every unused
+prompt is the most attractive one, so (N 32, k 5, batch 16) every prompt is selected within the
+first steps, training selects differently from evaluation, and ``counts`` no longer says which
+prompts the queries preferred. So the pool also keeps ``query_counts``: what the query alone would
+have selected (top-k without the factor), which is what stage 2's transfer reads.
 
 Selection counts are kept per modality subset (rows indexed by the subset's bit code, video=1,
 audio=2, text=4), so usage per modality can be reported and stage 2 can keep the prompts that
 stage 1 activated (``training.two_stage``).
+
+Keys are compared with the query under one function throughout: selection and the key-matching
+term use the same query function, and for the distances (L2, L1) keys start on the query's scale
+(unit norm, as F_fusion is), so that selection follows the query, not the keys' norms.
 """
 from __future__ import annotations
 
@@ -38,6 +48,19 @@ def similarity(query: torch.Tensor, keys: torch.Tensor, fn: str) -> torch.Tensor
     raise ValueError(f"query function {fn!r} not found; available = ['cosine', 'l2', 'l1']")
 
 
+def key_distance(query: torch.Tensor, chosen: torch.Tensor, fn: str) -> torch.Tensor:
+    """query [B, D], chosen keys [B, k, D] -> [B, k] distances under the query function:
+    1 - cos for cosine, ||q - k||_2 for L2, ||q - k||_1 for L1 (what selection minimises)."""
+    q = query.unsqueeze(1)
+    if fn == "cosine":
+        return 1.0 - F.cosine_similarity(chosen, q, dim=-1)
+    if fn == "l2":
+        return (chosen - q).norm(p=2, dim=-1)
+    if fn == "l1":
+        return (chosen - q).abs().sum(-1)
+    raise ValueError(f"query function {fn!r} not found; available = ['cosine', 'l2', 'l1']")
+
+
 def balance_scores(scores: torch.Tensor, counts: torch.Tensor, fn: str) -> torch.Tensor:
     """Handicap often-selected prompts: scores [B, N], counts [N] -> adjusted scores [B, N]."""
     f = counts.to(scores.dtype) + 1.0
@@ -55,9 +78,17 @@ class PromptPool(nn.Module):
         self.cfg = cfg
         self.keys = nn.Parameter(torch.empty(cfg.size, key_dim))
         self.values = nn.Parameter(torch.empty(cfg.size, cfg.length, token_dim))
-        nn.init.uniform_(self.keys, -1.0, 1.0)
+        if cfg.query == "cosine":
+            nn.init.uniform_(self.keys, -1.0, 1.0)  # scale-free under cosine
+        else:  # distances: random directions at the query's scale (F_fusion has unit norm)
+            nn.init.normal_(self.keys)
+            with torch.no_grad():
+                self.keys.copy_(F.normalize(self.keys, dim=-1))
         nn.init.normal_(self.values, std=0.02)  # the scale of CLIP's token embeddings
+        # Selections made in training, per modality subset (what the model was given).
         self.register_buffer("counts", torch.zeros(N_SUBSETS, cfg.size, dtype=torch.long))
+        if cfg.balance:  # what the query alone chose (top-k without the balancing factor)
+            self.register_buffer("query_counts", torch.zeros(N_SUBSETS, cfg.size, dtype=torch.long))
 
     def forward(self, query: torch.Tensor, subset_code: torch.Tensor) -> dict[str, torch.Tensor]:
         """query [B, D] (F_fusion), subset_code [B] long in 1..7 ->
@@ -68,14 +99,28 @@ class PromptPool(nn.Module):
             rank = balance_scores(scores.detach(), self.counts.sum(0), self.cfg.query)
         idx = rank.topk(self.cfg.top_k, dim=-1).indices  # [B, k]
         if self.training:
-            with torch.no_grad():
-                flat = subset_code[:, None].expand_as(idx) * self.cfg.size + idx
-                self.counts.view(-1).index_add_(0, flat.reshape(-1), torch.ones_like(flat.reshape(-1)))
-        # Key matching pulls the chosen keys toward the (detached) query; the query is not pulled
-        # toward the keys, so the fused feature is shaped by classification alone.
-        chosen = self.keys[idx]  # [B, k, D]
-        key_loss = (1.0 - F.cosine_similarity(chosen, query.detach().unsqueeze(1), dim=-1)).mean()
+            self._count(self.counts, idx, subset_code)
+            if self.cfg.balance:
+                self._count(self.query_counts, scores.detach().topk(self.cfg.top_k, dim=-1).indices, subset_code)
+        # Key matching pulls the chosen keys toward the (detached) query under the query function
+        # itself (1 - cos, or the L2 / L1 distance); the query is not pulled toward the keys, so
+        # the fused feature is shaped by classification alone.
+        key_loss = key_distance(query.detach(), self.keys[idx], self.cfg.query).mean()
         return {"values": self.values[idx], "indices": idx, "key_loss": key_loss, "scores": scores}
+
+    @torch.no_grad()
+    def _count(self, buf: torch.Tensor, idx: torch.Tensor, subset_code: torch.Tensor) -> None:
+        flat = (subset_code[:, None].expand_as(idx) * self.cfg.size + idx).reshape(-1)
+        buf.view(-1).index_add_(0, flat, torch.ones_like(flat))
+
+    def counters(self) -> list[torch.Tensor]:
+        """The count buffers training updates (summed across processes by the loop)."""
+        return [self.counts, self.query_counts] if self.cfg.balance else [self.counts]
+
+    def activation_counts(self) -> torch.Tensor:
+        """[8, N] selections per modality subset made by the query alone, without the balancing
+        factor: ``counts`` when balancing is off, ``query_counts`` when it is on."""
+        return self.query_counts if self.cfg.balance else self.counts
 
     def used(self) -> torch.Tensor:
         """Bool [N]: prompts selected at least once since the counts were last reset."""

@@ -139,7 +139,8 @@ class StageTrainer:
         batch = make_batch(self.table, rows[mine], present[mine], info.device)
         labels = torch.from_numpy(self.table.labels[rows[mine]].astype(np.int64)).to(info.device)
         pool = self.model.pool
-        before = pool.counts.clone() if pool is not None else None
+        counters = pool.counters() if pool is not None else []
+        before = [c.clone() for c in counters]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=info.device.type == "cuda"):
             out = self.net(batch)
             parts = self.model.loss(out, labels)
@@ -148,10 +149,10 @@ class StageTrainer:
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip)
         self.opt.step()
-        if pool is not None and info.world > 1:
+        if counters and info.world > 1:
             with torch.no_grad():
-                delta = all_reduce_sum_(pool.counts - before, info)
-                pool.counts.copy_(before + delta)
+                for c, b in zip(counters, before):
+                    c.copy_(b + all_reduce_sum_(c - b, info))
         n = len(labels)
         stats = {k: float(getattr(parts, k).detach()) * n for k in LOSS_PARTS}
         stats["n"] = float(n)

@@ -27,7 +27,7 @@ from umbenet_cli.training.data import Splits, failed_clips, make_splits, modalit
 from umbenet_cli.training.distributed import DistInfo
 from umbenet_cli.training.loop import StageTrainer
 from umbenet_cli.training.options import TrainError, TrainOptions
-from umbenet_cli.training.two_stage import STAGE_MODES, build_stage_model, stage1_checkpoint
+from umbenet_cli.training.two_stage import STAGE_MODES, build_stage_model, stage1_checkpoint, transfer_warning
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,14 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
             if resume and trainer.resume():
                 console.print(f"[bold]{splits.name} {stage}[/]: resumed at epoch {trainer.state.epoch + 1}, "
                               f"step {trainer.state.step_in_epoch}")
-            elif info.main and init:
-                (folder / "init.json").write_text(json.dumps(init, indent=2))
+            elif init:
+                if info.main:
+                    (folder / "init.json").write_text(json.dumps(init, indent=2))
+                console.print(f"[bold]{splits.name} {stage}[/]: {transfer_line(init)}")
+                warning = transfer_warning(init)
+                if warning:
+                    log.warning("%s: %s", splits.name, warning)
+                    console.print(f"[yellow]warning: {splits.name}: {warning}[/]")
             console.print(f"[bold]{splits.name} {stage}[/]: {len(splits.train)} train / {len(splits.val)} val / "
                           f"{len(splits.test)} test clips, modalities {','.join(opts.modalities)}")
             t0 = time.perf_counter()
@@ -188,13 +194,28 @@ def usable_splits(splits: Splits, table: FeatureTable, available: np.ndarray, co
     return kept
 
 
+def transfer_line(init: dict) -> str:
+    """One line on what stage 2 took from stage 1 (init.json)."""
+    return (f"carried {init['carried']} of stage 1's {init['stage1_pool_size']} prompts "
+            f"(activated: {init['prompts_carried']}), {init['fresh']} fresh, from {init['init_from']}")
+
+
 def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
     table = Table(title=f"training summary: {opts.run_dir}")
-    for col in ("fold", "stage", "epochs", "steps", "best epoch", "val UAR", "val WAR", "stopped because", "time"):
+    for col in ("fold", "stage", "epochs", "steps", "best epoch", "val UAR", "val WAR", "prompts carried / fresh",
+                "stopped because", "time"):
         table.add_column(col)
     for r in results:
+        init_file = opts.split_dir(r["fold"]) / r["stage"] / "init.json"
+        carried = "-"
+        if init_file.is_file():
+            init = json.loads(init_file.read_text())
+            if "carried" in init:
+                carried = f"{init['carried']} / {init['fresh']}" + (" (!)" if transfer_warning(init) else "")
+            else:  # written before the transfer record existed
+                carried = f"{len(init.get('prompts_carried', []))} / ?"
         table.add_row(str(r["fold"] if r["fold"] is not None else "-"), r["stage"], str(r["epochs"]),
                       str(r["global_step"]), str(r["best_epoch"]), f"{100 * r['best_val_uar']:.2f}",
-                      f"{100 * r['best_val_war']:.2f}", r["stop_reason"] or "",
+                      f"{100 * r['best_val_war']:.2f}", carried, r["stop_reason"] or "",
                       "reused" if r.get("reused") else f"{r.get('seconds', 0):.0f} s")
     return table

@@ -16,14 +16,21 @@ This module is the one home of the training *method*; ``training.loop`` runs the
 
    "prompts that were activated in the first stage are transferred to a new Prompt Pool": stage 2
    loads stage 1's best checkpoint (every weight), builds a new pool, copies the activated prompts
-   (key and value) into it, most used first, and leaves the rest freshly initialised. Stage 2's
-   ``init.json`` records what was carried.
+   (key and value) into it, most used first, and leaves the rest freshly initialised. "Activated"
+   is decided in ``activated`` (a share of some modality's selections above uniform use, counted
+   without any balancing factor). Stage 2's ``init.json`` records what was carried, and the train
+   summary prints it; a transfer of none or all of the prompts is a warning.
 
 3. The schedule and the stopping rules (``make_optimizer``, ``make_scheduler``, ``stop_reason``)
 
-   Adam at the preset's lr; when the validation loss has not decreased for ``plateau_patience``
-   epochs the lr is multiplied by ``plateau_factor``; training stops when the lr falls below
-   ``min_lr`` or training accuracy passes ``stop_train_accuracy`` (or after ``max_epochs``).
+   "Adam ... initial learning rate 0.002 ... batch size 16"; "if there is no significant decrease
+   in loss on the validation set for three consecutive training epochs, the learning rate will be
+   reduced to 0.6 times": the cut comes at the end of the ``plateau_epochs``-th (3rd) bad epoch;
+   "when the learning rate drops below 1e-7 ... terminated" (``min_lr``); "when the accuracy of
+   the model on the training set is more than 80%, we will terminate" (``stop_train_accuracy``,
+   checked on the epoch's running training accuracy). Both stops are checked at each epoch's end,
+   after the scheduler's step. ``max_epochs`` bounds a run the paper leaves unbounded. No
+   gradient clipping: the paper names none (``optim.grad_clip`` can switch it on).
 """
 from __future__ import annotations
 
@@ -76,26 +83,79 @@ def stage1_checkpoint(opts: TrainOptions, fold: int | None) -> Path:
                      f"(or --stage both), or pass --init-from RUN_OR_CHECKPOINT")
 
 
+def activated(counts: torch.Tensor) -> torch.Tensor:
+    """Which prompts stage 1 activated: counts [8, N] (selections per modality subset, made by the
+    query alone, ``PromptPool.activation_counts``) -> bool [N].
+
+    A prompt is activated when, for some modality subset, it took a larger share of that subset's
+    selections than uniform use would give it (count > total / N). Why not "selected at least
+    once" (the literal reading): at the start of stage 1 keys are random and queries spread, so
+    within the first epoch every prompt is selected by some clip (measured: N 32, k 5, batch 16,
+    42 steps on the synthetic cache, unbalanced: 32 of 32 used), and the transfer would carry the
+    whole pool. Above-uniform share separates the prompts the queries came back to from those
+    touched by chance, under every setting: with ``pool.balance`` on, the counts read are those
+    gathered without the balancing factor, since the balanced counts are near uniform by design.
+    Per subset, so a prompt that only audio relies on counts even when audio clips are few.
+    """
+    total = counts.sum(1, keepdim=True)
+    return ((counts * counts.shape[1] > total) & (total > 0)).any(0)
+
+
 @torch.no_grad()
 def transfer_activated(old: PromptPool, new: PromptPool) -> list[int]:
-    """Carry the prompts ``old`` activated into ``new``.
+    """Carry the prompts ``old`` activated (``activated``) into ``new``.
 
-    Prompts with a selection count above zero are copied (keys and values), most used first; if
-    more were used than ``new`` holds, the least used are left out. The rest of ``new`` keeps its
-    fresh initialisation. ``new``'s counts start at zero. Returns the old indices kept, in order.
+    Activated prompts are copied (keys and values), most selected first; if more were activated
+    than ``new`` holds, the least selected are left out. The rest of ``new`` keeps its fresh
+    initialisation. ``new``'s counts start at zero. Returns the old indices kept, in order.
     """
     if old.values.shape[1:] != new.values.shape[1:] or old.keys.shape[1] != new.keys.shape[1]:
         raise ValueError(
             f"cannot carry prompts of length {old.values.shape[1]} into a pool of length "
             f"{new.values.shape[1]}: stage 2 must keep pool.length (and the backbone) of stage 1")
-    total = old.counts.sum(0)
+    counts = old.activation_counts()
+    total = counts.sum(0)
+    keep = activated(counts)
     order = torch.argsort(total, descending=True, stable=True)
-    kept = [int(i) for i in order if total[i] > 0][: new.cfg.size]
+    kept = [int(i) for i in order if keep[i]][: new.cfg.size]
     for slot, i in enumerate(kept):
         new.keys[slot] = old.keys[i]
         new.values[slot] = old.values[i]
-    new.counts.zero_()
+    for buf in new.counters():
+        buf.zero_()
     return kept
+
+
+SUBSET_NAMES = {1: "V", 2: "A", 3: "V+A", 4: "T", 5: "V+T", 6: "A+T", 7: "V+A+T"}
+
+
+def transfer_record(old: PromptPool, new: PromptPool, kept: list[int], src: Path) -> dict:
+    """What stage 2's ``init.json`` records about the transfer, per fold."""
+    counts = old.activation_counts()
+    return {
+        "init_from": str(src),
+        "rule": "activated = a share of some modality subset's stage-1 selections above uniform "
+                "(count > total / N), counted without the balancing factor",
+        "stage1_pool_size": old.cfg.size, "stage2_pool_size": new.cfg.size,
+        "carried": len(kept), "fresh": new.cfg.size - len(kept),
+        "prompts_carried": kept,
+        "carried_detail": [
+            {"slot": slot, "stage1_prompt": i,
+             "stage1_counts": {name: int(counts[code, i]) for code, name in SUBSET_NAMES.items() if counts[code, i]}}
+            for slot, i in enumerate(kept)],
+        "stage1_selections": {name: int(counts[code].sum()) for code, name in SUBSET_NAMES.items() if counts[code].sum()},
+    }
+
+
+def transfer_warning(record: dict) -> str | None:
+    """A transfer that carries none or all of stage 1's prompts is not the paper's transfer."""
+    n, size = record["carried"], record["stage1_pool_size"]
+    if n == 0:
+        return (f"stage 2 carried none of stage 1's {size} prompts (no prompt took more than a uniform "
+                f"share of any modality's selections): stage 2 starts from a fresh pool")
+    if n >= size:
+        return f"stage 2 carried all {size} of stage 1's prompts: nothing is fresh, stage 2 continues stage 1's pool"
+    return None
 
 
 def build_stage_model(opts: TrainOptions, stage: str, fold: int | None, backbone) -> tuple[UMBEnet, dict]:
@@ -109,8 +169,8 @@ def build_stage_model(opts: TrainOptions, stage: str, fold: int | None, backbone
         if model.pool is not None:
             fresh = PromptPool(backbone.dims.embed_dim, backbone.dims.token_dim, opts.model.pool)
             kept = transfer_activated(model.pool, fresh)
+            info = transfer_record(model.pool, fresh, kept, src)
             model.pool = fresh
-            info = {"init_from": str(src), "prompts_carried": kept}
     return model, info
 
 
@@ -121,9 +181,14 @@ def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig):
-    """Cut the lr by ``plateau_factor`` when the validation loss stops decreasing."""
+    """Cut the lr by ``plateau_factor`` at the end of the ``plateau_epochs``-th consecutive epoch
+    whose validation loss is not below the best so far (the paper: "no decrease ... for three
+    consecutive training epochs"). torch's ReduceLROnPlateau cuts once its count of bad epochs
+    exceeds ``patience``, i.e. after patience + 1 of them: hence patience = plateau_epochs - 1.
+    "Decrease" is torch's default test, lower than best * (1 - 1e-4) (the paper's "significant");
+    after a cut the count starts again (no cooldown)."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_epochs - 1)
 
 
 def stop_reason(lr: float, train_accuracy: float, cfg: OptimConfig) -> str | None:
