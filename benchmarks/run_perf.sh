@@ -44,6 +44,7 @@ if [ "$MODE" = quick ]; then
   step $P/bench_embed.py --clips 2 --repeats 1
   # batch 8 here to stay quick; --full measures the paper's batch 16
   step $P/bench_train.py --configs vitb16,tiny --batch 8 --repeats 2 --warmup 0 --no-eval --no-extras --tiny-repeats 30
+  step $P/bench_asr.py --repeats 1
 else
   step $P/bench_faces.py --clips 16 --repeats 5
   step $P/bench_decode.py --repeats 5 --hd 4
@@ -53,6 +54,7 @@ else
   step $P/bench_cache.py --clips 10000 --repeats 7 --audio
   step $P/bench_embed.py --clips 8 --repeats 2
   step $P/bench_train.py --configs vitb16,tiny --repeats 3 --warmup 1 --tiny-repeats 30
+  step $P/bench_asr.py --repeats 4
 fi
 step $P/project_flops.py
 step $P/gpu_bench.py

@@ -5,15 +5,17 @@
 why. A transcript is missing (never a filler string) when the backend's own no-speech signal fires
 on every window of the clip, or when the decoded text is empty after stripping.
 
-Backends (``--asr-backend``):
+Backends (``--asr-backend``; left out, it follows the model: a ``.pt`` file -> ``whisper``, a
+folder or a name -> ``faster-whisper``, the default by benchmarks/perf/README.md, "ASR backends":
+on the same weights it gave the same transcripts as openai-whisper, in less time):
 
-- ``whisper`` (openai-whisper, PyTorch; the default): a model name (``tiny``, ``base``, ...,
-  downloaded on first use to ~/.cache/whisper) or a local ``.pt`` checkpoint. No-speech rule:
-  openai-whisper's own, from its ``transcribe``: a window is silent when the decoder's
-  no-speech probability is above 0.6 and its mean token log-probability below -1.
-- ``faster-whisper`` (CTranslate2; ``pip install 'umbenet[asr-fast]'``): a model name
-  (downloaded on first use from the Hugging Face hub) or a local CTranslate2 folder (``model.bin``,
-  ``config.json``, ``tokenizer.json``). No-speech rule: faster-whisper's own two signals: its
+- ``whisper`` (openai-whisper, PyTorch): a model name (``tiny``, ``base``, ..., downloaded on
+  first use to ~/.cache/whisper) or a local ``.pt`` checkpoint. No-speech rule: openai-whisper's
+  own, from its ``transcribe``: a window is silent when the decoder's no-speech probability is
+  above 0.6 and its mean token log-probability below -1.
+- ``faster-whisper`` (CTranslate2): a model name (downloaded on first use from the Hugging Face
+  hub) or a local CTranslate2 folder (``model.bin``, ``config.json``, ``tokenizer.json``).
+  No-speech rule: faster-whisper's own two signals: its
   Silero voice-activity detector (``vad_filter``, default settings) finds no speech in the window
   (the window is then not decoded), or the decode gives no-speech probability above 0.6 with mean
   log-probability below -1 (its ``transcribe`` thresholds; its batched pipeline reports both
@@ -38,7 +40,7 @@ from umbenet_cli.errors import UserError
 log = logging.getLogger(__name__)
 
 BACKENDS = ("whisper", "faster-whisper")
-DEFAULT_BACKEND = "whisper"  # benchmarks/perf/README.md, "ASR backends": why this one
+DEFAULT_BACKEND = "faster-whisper"  # for names; benchmarks/perf/README.md, "ASR backends": why
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30
 NO_SPEECH_PROB = 0.6
@@ -65,9 +67,9 @@ class WindowResult:
     silent: str | None = None
 
 
-def check_backend(backend: str) -> str | None:
-    """A problem line for an unknown ``--asr-backend``, or None."""
-    if backend in BACKENDS:
+def check_backend(backend: str | None) -> str | None:
+    """A problem line for an unknown ``--asr-backend``, or None (None: follow the model)."""
+    if backend is None or backend in BACKENDS:
         return None
     return f"--asr-backend {backend!r}: choose one of {list(BACKENDS)}"
 
@@ -164,8 +166,16 @@ class Recognizer:
         return Transcript(None, language, "asr: empty transcript")
 
 
-def load_asr(model: str, backend: str = DEFAULT_BACKEND, device: str = "cpu") -> Recognizer:
-    """A recogniser for ``model`` (a name, a ``.pt`` file or a CTranslate2 folder) on ``device``.
+def backend_for(model: str, backend: str | None = None) -> str:
+    """The backend asked for, or the one the model fits: a file (``.pt``) -> whisper, else the default."""
+    if backend is not None:
+        return backend
+    return "whisper" if Path(model).expanduser().is_file() else DEFAULT_BACKEND
+
+
+def load_asr(model: str, backend: str | None = None, device: str = "cpu") -> Recognizer:
+    """A recogniser for ``model`` (a name, a ``.pt`` file or a CTranslate2 folder) on ``device``;
+    ``backend`` None follows the model (``backend_for``).
 
     Raises ASRError, naming the option and the fix, for an unknown backend, a model file or folder
     of the wrong kind or broken, or a named model that cannot be downloaded (offline).
@@ -173,6 +183,7 @@ def load_asr(model: str, backend: str = DEFAULT_BACKEND, device: str = "cpu") ->
     problem = check_backend(backend)
     if problem:
         raise ASRError(problem)
+    backend = backend_for(model, backend)
     path = Path(model).expanduser()
     if backend == "whisper":
         if path.is_dir():

@@ -15,8 +15,9 @@ it; without, each window's language is detected first (``WhisperModel.detect_lan
 encoder pass per window) and the windows are decoded in groups of one language, so that every
 clip is reported in its own language.
 
-Compute type: ``int8`` on the CPU (benchmarks/perf/README.md, "ASR backends": as accurate as
-float32 on the test recordings and faster), ``float16`` on CUDA.
+Compute type: ``float32`` on the CPU, ``float16`` on CUDA. On the CPU, int8 was faster still but
+one word worse on the test recordings, where float32 gave openai-whisper's transcripts exactly
+(benchmarks/perf/README.md, "ASR backends").
 """
 from __future__ import annotations
 
@@ -30,13 +31,24 @@ from pipelines.asr import (LOGPROB_FLOOR, NO_SPEECH_PROB, SAMPLE_RATE, ASRError,
                            WindowResult)
 
 CT2_FILES = ("model.bin", "config.json", "tokenizer.json")
-COMPUTE_TYPE = {"cpu": "int8", "cuda": "float16"}
+COMPUTE_TYPE = {"cpu": "float32", "cuda": "float16"}
 
 
 def _device(device: str) -> tuple[str, int]:
     """``cpu`` / ``cuda`` / ``cuda:N`` -> (CTranslate2 device, index)."""
     kind, _, index = device.partition(":")
     return kind, int(index or 0)
+
+
+def hub_cache() -> str:
+    """The Hugging Face hub cache as huggingface_hub resolves it, read now (it reads it at import):
+    HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/..."""
+    env = os.environ
+    if env.get("HF_HUB_CACHE"):
+        return env["HF_HUB_CACHE"]
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                              "huggingface")
+    return os.path.join(home, "hub")
 
 
 class FasterWhisperRecognizer(Recognizer):
@@ -58,13 +70,8 @@ class FasterWhisperRecognizer(Recognizer):
         ``cpu_threads`` default: torch's intra-op thread count when the model is loaded (prep sets
         it for its media stage), so both backends use the same threads.
         """
-        try:
-            from faster_whisper import WhisperModel, available_models
-        except ImportError:
-            raise ASRError("--asr-backend faster-whisper needs the faster-whisper package: "
-                           "pip install 'umbenet[asr-fast]' (or pip install faster-whisper), "
-                           "or use --asr-backend whisper") from None
         import torch
+        from faster_whisper import WhisperModel, available_models
 
         kind, index = _device(device)
         kwargs = dict(device=kind, device_index=index, compute_type=compute_type or COMPUTE_TYPE[kind],
@@ -91,8 +98,7 @@ class FasterWhisperRecognizer(Recognizer):
                            f"CTranslate2 Whisper, or a local CTranslate2 folder")
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         try:
-            return cls(model, WhisperModel(model, local_files_only=offline,
-                                           download_root=os.environ.get("HF_HUB_CACHE"), **kwargs))
+            return cls(model, WhisperModel(model, local_files_only=offline, download_root=hub_cache(), **kwargs))
         except Exception as exc:  # no network, no cached copy
             raise ASRError(
                 f"could not load Whisper model {model!r} (--asr-backend faster-whisper): "

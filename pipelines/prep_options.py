@@ -5,7 +5,6 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.asr import DEFAULT_BACKEND
 from umbenet_cli.data.cache_parts import parse_shard
 from umbenet_cli.data.cache_schema import CacheError
 from umbenet_cli.errors import UserError
@@ -31,7 +30,7 @@ class PrepOptions:
     model: UMBEnetConfig
     source_options: dict = field(default_factory=dict)  # e.g. {"text": "asr"} for MAFW
     asr_model: str = "base"  # Whisper name, local .pt (whisper) or CTranslate2 folder (faster-whisper)
-    asr_backend: str = DEFAULT_BACKEND  # pipelines.asr.BACKENDS
+    asr_backend: str | None = None  # pipelines.asr.BACKENDS; None: follow the model (asr.backend_for)
     language: str | None = None  # Whisper language; None = detect per clip
     face_fallback: str = "frame"
     scene: bool = False

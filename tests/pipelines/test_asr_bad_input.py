@@ -90,11 +90,12 @@ def test_unknown_backend_or_language(option, expect, manifest, tmp_path, capsys)
     assert expect in flat(capsys.readouterr().err) and not json_path.exists()
 
 
-def test_cli_default_backend_is_the_library_default():
-    import inspect
+def test_backend_left_out_follows_the_model(tmp_path):
+    from pipelines.asr import DEFAULT_BACKEND, backend_for
 
-    from pipelines.asr import DEFAULT_BACKEND
-    from umbenet_cli import cli
-
-    for command in (cli.prep, cli.predict):
-        assert inspect.signature(command).parameters["asr_backend"].default == DEFAULT_BACKEND
+    pt = tmp_path / "model.pt"
+    pt.write_bytes(b"x")
+    assert backend_for(str(pt)) == "whisper"
+    assert backend_for(str(ct2_tiny_en())) == "faster-whisper" == DEFAULT_BACKEND
+    assert backend_for("base") == DEFAULT_BACKEND
+    assert backend_for(str(pt), "faster-whisper") == "faster-whisper"  # an explicit choice wins

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from pipelines.asr import DEFAULT_BACKEND
 from umbenet_cli.inference.inputs import ClipInputs, MediaReader
 from umbenet_cli.inference.locate import PredictError, find_checkpoint, find_videos, run_modalities
 from umbenet_cli.model.config import MODALITIES
@@ -83,7 +82,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, asr_model: str | None = "base", language: str | None = None,
                         device: str = "cpu", batch_clips: int = 8, workers: int = 2,
-                        asr_backend: str = DEFAULT_BACKEND) -> "Predictor":
+                        asr_backend: str | None = None) -> "Predictor":
         """Load the model of a checkpoint folder and the speech recogniser (``asr_model`` None: none)."""
         from pipelines.asr import load_asr
 
@@ -192,7 +191,7 @@ class PredictOptions:
     asr_model: str | None = "base"  # None: no speech recognition
     language: str | None = None
     device: str = "cpu"
-    asr_backend: str = DEFAULT_BACKEND
+    asr_backend: str | None = None  # None: follow the model (pipelines.asr.backend_for)
     json_path: Path | None = None
     top: int = 3
     batch_clips: int = 8

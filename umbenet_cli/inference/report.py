@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from pipelines.asr import backend_for
 from umbenet_cli.inference.predict import PredictOptions, VideoPrediction
 from umbenet_cli.model.config import MODALITIES
 
@@ -104,7 +105,7 @@ def write_json(path: Path, predictions: list[VideoPrediction], classes: tuple[st
                opts: PredictOptions) -> Path:
     """``{"checkpoint", "classes", "asr_model", "asr_backend", "language", "videos": [one per video]}``."""
     data = {"checkpoint": str(checkpoint), "classes": list(classes), "asr_model": opts.asr_model,
-            "asr_backend": opts.asr_backend if opts.asr_model else None,
+            "asr_backend": backend_for(opts.asr_model, opts.asr_backend) if opts.asr_model else None,
             "language": opts.language_code, "videos": [p.to_dict() for p in predictions]}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
