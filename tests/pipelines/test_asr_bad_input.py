@@ -66,12 +66,15 @@ def test_model_of_the_other_backend(manifest, tmp_path, capsys):
     assert "pass --asr-backend whisper" in err
 
 
-def test_offline_faster_whisper_name(manifest, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("backend, fix", [("faster-whisper", "download_model('tiny')"),
+                                          ("whisper", "whisper.load_model('tiny')")])
+def test_offline_model_name(backend, fix, manifest, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))  # no cached copy
-    err = prep_fails(manifest, tmp_path / "cache", capsys, "--asr-backend", "faster-whisper", "--asr-model", "tiny")
-    assert "could not load Whisper model 'tiny' (--asr-backend faster-whisper)" in err
-    assert "download_model('tiny')" in err and "--asr-model" in err
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # openai-whisper's ~/.cache/whisper
+    err = prep_fails(manifest, tmp_path / "cache", capsys, "--asr-backend", backend, "--asr-model", "tiny")
+    assert f"could not load Whisper model 'tiny' (--asr-backend {backend})" in err
+    assert fix in err and "--asr-model" in err
 
 
 def test_english_only_model_with_another_language(manifest, tmp_path, capsys):
