@@ -179,6 +179,8 @@ def train(
         D.check_gpus(gpu_ids)
         prepare(opts, new_run=not resume)  # report input problems here, once, before spawning
         rc = D.relaunch(_ARGV, len(gpu_ids) or nproc, gpu_ids, nnodes, node_rank, master_addr, master_port)
+        if rc == 0 and node_rank == 0:
+            record_command(run_dir, _ARGV)
         raise typer.Exit(rc)
     if len(gpu_ids) == 1:
         D.check_gpus(gpu_ids)
@@ -186,6 +188,8 @@ def train(
     info = D.setup(opts.device)
     try:
         run_training(opts, info, console, resume=resume, new_run=not resume)
+        if info.main and not D.under_launcher():  # under torchrun the launching process records it
+            record_command(run_dir, _ARGV)
     finally:
         D.cleanup()
 
@@ -200,6 +204,8 @@ def eval_(
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
 ) -> None:
     """UAR/WAR per modality subset (the paper's Table 3), confusion matrices, saved as JSON/CSV/PNG."""
+    from pathlib import Path
+
     from umbenet_cli.evaluation.evaluate import EvalError, parse_drop
     from umbenet_cli.evaluation.eval_runs import evaluate_runs
 
@@ -208,6 +214,9 @@ def eval_(
     if checkpoint not in ("best", "last"):
         raise EvalError(f"--checkpoint {checkpoint!r}: choose best or last")
     evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
+    for run in runs:
+        if (Path(run) / "run.json").is_file():
+            record_command(run, _ARGV)
 
 
 @app.command()
@@ -250,6 +259,32 @@ def predict(
                           device=device, json_path=Path(json_path) if json_path else None, top=top,
                           batch_clips=batch_clips)
     run_predict(opts, console, Console())
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(metavar="RUN", help="Run folder (runs/<name>), or one of its stage or checkpoint folders.")],
+    out: Annotated[str, typer.Option(help="The model folder to write (weights, config, classes, model card).")],
+    fold: Annotated[Optional[int], typer.Option(help="The fold's model, for a run trained on several folds.")] = None,
+    checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
+    force: Annotated[bool, typer.Option(help="Replace --out when it already holds an exported model.")] = False,
+) -> None:
+    """Export a trained model as a self-contained folder with a model card (publish it with `hf upload`)."""
+    from umbenet_cli.inference.export import export_model
+
+    done = export_model(run, out, fold=fold, checkpoint=checkpoint, force=force)
+    Console().print(f"exported {done['from']} -> {done['out']}"
+                    + ("" if done["evaluated"] else " (not evaluated: the card has no scores; run `umbenet eval` first)"),
+                    highlight=False)
+
+
+def record_command(run_dir, argv: list[str]) -> None:
+    """Append this command line to ``run_dir/commands.txt`` (how the run was made, for its card)."""
+    import shlex
+    from pathlib import Path
+
+    with open(Path(run_dir) / "commands.txt", "a") as fh:
+        fh.write("umbenet " + shlex.join(argv) + "\n")
 
 
 @app.command()

@@ -6,7 +6,9 @@ A run folder is laid out by ``umbenet train``::
     runs/<name>/<fold1..5|train-test>/<stage1|stage2|onestage>/checkpoints/{best,last}/COMPLETE
 
 ``--run`` may name any of the three levels: a run folder (its final stage is used: stage2, else
-onestage, else stage1), a stage folder, or a checkpoint folder.
+onestage, else stage1), a stage folder, or a checkpoint folder. An exported model folder
+(``umbenet export``) is a checkpoint folder; a Hugging Face Hub repo id (``owner/name``) that is
+no local path is fetched (``model.hub``) and used as one.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from umbenet_cli.errors import UserError
 from umbenet_cli.model.checkpoint import MARKER
 from umbenet_cli.model.config import MODALITIES
+from umbenet_cli.model.hub import resolve_model_folder
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 FINAL_STAGE_ORDER = ("stage2", "onestage", "stage1")  # the stage a run's predictions come from
@@ -97,7 +100,7 @@ def find_checkpoint(run: str | Path | None = None, which: str = "best", fold: in
     """
     if which not in CHECKPOINT_KINDS:
         raise PredictError(f"--checkpoint {which!r}: choose one of {list(CHECKPOINT_KINDS)}")
-    p = Path(run).expanduser() if run is not None else default_run(runs_dir)
+    p = resolve_model_folder(run) if run is not None else default_run(runs_dir)
     if not p.exists():
         raise PredictError(f"--run {p}: no such folder. Give a run folder (runs/<name>), one of its "
                            f"stage folders, or a checkpoint folder.")
@@ -136,9 +139,11 @@ def find_checkpoint(run: str | Path | None = None, which: str = "best", fold: in
 
 
 def run_modalities(checkpoint: Path) -> tuple[str, ...]:
-    """The modalities the run that wrote ``checkpoint`` trained on (from its run.json, found up to
-    four folders up); all three when there is no run.json (a checkpoint copied on its own)."""
-    for parent in list(checkpoint.resolve().parents)[:4]:
+    """The modalities the run that wrote ``checkpoint`` trained on (from its run.json: in the folder
+    itself for an exported model, else up to four folders up); all three when there is no run.json
+    (a checkpoint copied on its own)."""
+    here = checkpoint.resolve()
+    for parent in [here, *list(here.parents)[:4]]:
         f = parent / "run.json"
         if f.is_file():
             try:

@@ -154,9 +154,14 @@ def load_weights(model, folder: str | Path, map_location: str | torch.device = "
 
 def load_checkpoint(folder: str | Path, backbone: Backbone | None = None,
                     map_location: str | torch.device = "cpu"):
-    """Rebuild the model a checkpoint folder describes and load its weights strictly."""
+    """Rebuild the model a checkpoint folder describes and load its weights strictly.
+
+    ``folder`` may also be a Hugging Face Hub repo id (``owner/name[@revision]``) holding an
+    exported model folder: it is fetched into the Hub cache first (``model.hub``)."""
+    from umbenet_cli.model.hub import resolve_model_folder
     from umbenet_cli.model.umbenet import UMBEnet
 
+    folder = resolve_model_folder(folder)
     config, _ = read_config(folder)
     model = UMBEnet(config, backbone=backbone if backbone is not None else load_backbone(config.backbone))
     load_weights(model, folder)
