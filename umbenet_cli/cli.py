@@ -141,6 +141,7 @@ def train(
     master_port: Annotated[int, typer.Option(help="Port on node 0.")] = 29511,
     save_every: Annotated[int, typer.Option(help="Also checkpoint every N steps (0: each epoch).")] = 0,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop each stage after N steps (smoke tests).")] = None,
+    logger: Annotated[str, typer.Option(help="Live curves: tensorboard (tensorboard --logdir runs), wandb (offline unless configured) or none. metrics.jsonl is always written.")] = "tensorboard",
 ) -> None:
     """Train UMBEnet on a feature cache: stage 1 (unimodal prompts), stage 2 (missing modalities)."""
     from pathlib import Path
@@ -151,6 +152,9 @@ def train(
     from umbenet_cli.training.options import TrainError, TrainOptions
     from umbenet_cli.training.run import prepare, run_training
 
+    from umbenet_cli.training.tracking import check_logger
+
+    check_logger(logger)
     cache = cache or _default_cache()
     run_dir = Path(runs_dir) / (name or f"{Path(cache).name}-{preset}")
     gpu_ids = D.parse_gpus(gpus)
@@ -187,7 +191,7 @@ def train(
         opts = TrainOptions(**{**opts.__dict__, "device": f"cuda:{gpu_ids[0]}"})
     info = D.setup(opts.device)
     try:
-        run_training(opts, info, console, resume=resume, new_run=not resume)
+        run_training(opts, info, console, resume=resume, new_run=not resume, logger=logger)
         if info.main and not D.under_launcher():  # under torchrun the launching process records it
             record_command(run_dir, _ARGV)
     finally:

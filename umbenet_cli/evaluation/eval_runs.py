@@ -67,6 +67,7 @@ def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = 
                   cache: str | None = None, device: str = "cpu", console: Console | None = None) -> list[dict]:
     """Evaluate each run (all its folds); returns the per-run summaries."""
     from umbenet_cli.evaluation.confusion import confusion_table
+    from umbenet_cli.training.tracking import log_eval
     import numpy as np
 
     console = console or Console()
@@ -77,6 +78,7 @@ def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = 
         for ref in refs:
             r = evaluate_stage(ref, split, drop, checkpoint, Path(cache) if cache else None, device)
             results.append(r)
+            log_eval(r, ref.stage_dir, Path(r["out_dir"]))  # into the stage's TensorBoard / W&B log
             console.print(subset_table(r))
             main = max(r["subsets"], key=lambda e: len(e["modalities"]))
             console.print(confusion_table(np.array(main["confusion"]), r["classes"], normalise=True,

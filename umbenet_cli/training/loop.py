@@ -33,6 +33,7 @@ from umbenet_cli.model.checkpoint import load_weights, save_checkpoint
 from umbenet_cli.model.umbenet import UMBEnet
 from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng
 from umbenet_cli.training.distributed import DistInfo, all_reduce_sum_
+from umbenet_cli.training.tracking import Tracker
 from umbenet_cli.training.two_stage import STAGE_IDS, make_optimizer, make_scheduler, sample_presence, stop_reason
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class StageTrainer:
         self.sched = make_scheduler(self.opt, self.cfg)
         self.state = StageState()
         self.console = None  # set by the caller to print one line per epoch
+        self.tracker = Tracker()  # TensorBoard / W&B (training.tracking), set by the caller
         self.net = model
         if info.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -193,6 +195,7 @@ class StageTrainer:
                 for k, v in stats.items():
                     st.sums[k] = st.sums.get(k, 0.0) + v
                 st.step_in_epoch, st.global_step = step + 1, st.global_step + 1
+                self.tracker.step(st.global_step, {k: stats[k] / stats["n"] for k in LOSS_PARTS}, self.opt.param_groups[0]["lr"])
                 steps_done += 1
                 if progress is not None:
                     progress.update(task, advance=1, description=f"{self.stage} epoch {st.epoch + 1} loss {stats['total'] / stats['n']:.3f}")
@@ -244,6 +247,7 @@ class StageTrainer:
         if info.main:
             with open(self.folder / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(line) + "\n")
+            self.tracker.epoch(line)
         if (val["uar"], val["war"]) > tuple(st.best):
             st.best, st.best_epoch = (val["uar"], val["war"]), st.epoch + 1
             self._save("best")

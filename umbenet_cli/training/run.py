@@ -27,6 +27,7 @@ from umbenet_cli.training.data import Splits, failed_clips, make_splits, modalit
 from umbenet_cli.training.distributed import DistInfo
 from umbenet_cli.training.loop import StageTrainer
 from umbenet_cli.training.options import TrainError, TrainOptions
+from umbenet_cli.training.tracking import open_tracker
 from umbenet_cli.training.two_stage import STAGE_MODES, build_stage_model, stage1_checkpoint, transfer_warning
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,9 @@ def _log_to_file(path: Path) -> None:
 
 
 def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: bool = False,
-                 new_run: bool = True) -> list[dict]:
-    """Train every fold of ``opts`` through its stages; returns one result per (fold, stage)."""
+                 new_run: bool = True, logger: str = "tensorboard") -> list[dict]:
+    """Train every fold of ``opts`` through its stages; returns one result per (fold, stage).
+    ``logger``: tensorboard, wandb or none (``training.tracking``), beside metrics.jsonl."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     table, available, folds = prepare(opts, new_run=new_run and not resume)
@@ -162,13 +164,16 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
                 if warning:
                     log.warning("%s: %s", splits.name, warning)
                     console.print(f"[yellow]warning: {splits.name}: {warning}[/]")
+            resumed_at = trainer.state.global_step if resume and trainer.state.global_step else None
+            trainer.tracker = open_tracker(logger, folder, info.main, resumed_at, json.loads(opts.to_json()))
             console.print(f"[bold]{splits.name} {stage}[/]: {len(splits.train)} train / {len(splits.val)} val / "
                           f"{len(splits.test)} test clips, modalities {','.join(opts.modalities)}")
             t0 = time.perf_counter()
             progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=console, disable=not info.main)
-            with progress:
+            with progress, trainer.tracker:
                 result = trainer.run(progress)
+                trainer.tracker.summary(result)
             result |= {"fold": fold, "seconds": time.perf_counter() - t0}
             results.append(result)
     if info.main:
