@@ -114,9 +114,19 @@ def _default_cache() -> str:
                      else " (none under ./cache: run `umbenet prep` first)"))
 
 
+def _given(ctx: typer.Context) -> set[str]:
+    """The parameters of this command the user typed (not left at their defaults)."""
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+
+
+_RESUME_HINT: list[str] = []  # the command that continues what this invocation started (for Ctrl-C)
+
+
 @app.command()
 def train(
-    cache: Annotated[Optional[str], typer.Option(help="Feature cache from `umbenet prep` (default: the only one under ./cache).")] = None,
+    ctx: typer.Context,
+    cache: Annotated[Optional[str], typer.Option(help="Feature cache from `umbenet prep` (default: the run's own with --resume, else the only one under ./cache).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Run name: runs/<name> (default: <cache>-<preset>).")] = None,
     runs_dir: Annotated[str, typer.Option(help="Folder holding the runs.")] = "runs",
     preset: Annotated[str, typer.Option(help="Model and schedule preset: default, paper, authors-code, tiny.")] = "default",
@@ -124,14 +134,14 @@ def train(
                     "pool.balance=true adds frequency-balanced selection (not in the paper; its cost: every prompt is "
                     "picked within the first steps and training selects unlike evaluation; stage 2 still carries only "
                     "what the queries themselves chose).")] = None,
-    stage: Annotated[str, typer.Option(help="1, 2, both, or one (the one-stage ablation).")] = "both",
+    stage: Annotated[str, typer.Option(help="1, 2, both, or one (the one-stage ablation). On an existing run: adds the stage.")] = "both",
     fold: Annotated[Optional[str], typer.Option(help="Fold to hold out (1-5), or 'all' for the full protocol.")] = None,
     modalities: Annotated[str, typer.Option(help="Modalities to train on, e.g. video,text.")] = "video,audio,text",
     exclude_classes: Annotated[Optional[str], typer.Option(help="Classes left out of training, validation and test, with their prompts (e.g. neutral: MAFW's 10-class protocol); from the same cache.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of the training fold kept for validation (stratified).")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the validation split, batches and modality draws.")] = 0,
     init_from: Annotated[Optional[str], typer.Option(help="Stage 2: the stage-1 run or checkpoint to take prompts from.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run from its last checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run from its last checkpoint (options that may change: see the README).")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda (with --gpus to pick them).")] = "cpu",
     gpus: Annotated[Optional[str], typer.Option(help="Exactly these GPUs, e.g. 0,1 (more than one: DDP via torchrun).")] = None,
     nproc: Annotated[int, typer.Option(help="Processes on this node for --device cpu (gloo).")] = 1,
@@ -149,22 +159,32 @@ def train(
     from umbenet_cli.data.cache_io import features_dir, table_spec
     from umbenet_cli.model.config import UMBEnetConfig
     from umbenet_cli.training import distributed as D
-    from umbenet_cli.training.options import TrainError, TrainOptions
+    from umbenet_cli.training.options import TrainError, TrainOptions, absolute
+    from umbenet_cli.training.resume import continue_run, resume_command
     from umbenet_cli.training.run import prepare, run_training
-
     from umbenet_cli.training.tracking import check_logger
 
     check_logger(logger)
-    cache = cache or _default_cache()
-    run_dir = Path(runs_dir) / (name or f"{Path(cache).name}-{preset}")
+    mods = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    name = name or f"{Path(cache or _default_cache()).name}-{preset}"
+    run_dir = absolute(Path(runs_dir) / name)
     gpu_ids = D.parse_gpus(gpus)
     if gpu_ids:
         device = "cuda"
-    if resume and (run_dir / "run.json").is_file():
-        opts = TrainOptions.from_json((run_dir / "run.json").read_text(), device=device)
+    continuing = (run_dir / "run.json").is_file()
+    if continuing:
+        values = {"cache": cache, "preset": preset, "set": parse_overrides(set_), "stage": stage, "fold": fold,
+                  "modalities": mods, "exclude_classes": exclude_classes, "val_fraction": val_fraction, "seed": seed, "init_from": init_from,
+                  "device": device, "save_every": save_every, "max_steps": max_steps}
+        given = _given(ctx) | ({"device"} if gpu_ids else set())
+        opts, notes = continue_run(run_dir, {k: v for k, v in values.items() if k in given or
+                                             (k == "set" and "set_" in given)}, resume)
+        for note in notes:
+            console.print(f"[bold]{run_dir.name}[/]: {note}", highlight=False)
     elif resume:
         raise TrainError(f"--resume: no run at {run_dir} (no run.json); check --name / --runs-dir")
     else:
+        cache = cache or _default_cache()
         spec = table_spec(features_dir(cache))
         if spec is None:
             raise TrainError(f"no feature cache at {cache}: run `umbenet prep` first (or pass --cache)")
@@ -173,16 +193,19 @@ def train(
         kept = kept_classes(spec.classes, parse_class_names(exclude_classes))
         overrides = parse_overrides(set_)
         overrides.setdefault("classes", list(kept))
-        opts = TrainOptions(cache=Path(cache), run_dir=run_dir, model=UMBEnetConfig.preset(preset, **overrides),
-                            stage=stage, fold=fold, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+        opts = TrainOptions(cache=absolute(cache), run_dir=run_dir, model=UMBEnetConfig.preset(preset, **overrides),
+                            stage=stage, fold=fold, modalities=mods,
                             exclude_classes=tuple(c for c in spec.classes if c not in kept),
-                            val_fraction=val_fraction, seed=seed, init_from=Path(init_from) if init_from else None,
-                            device=device, save_every=save_every, max_steps=max_steps)
+                            val_fraction=val_fraction, seed=seed, init_from=absolute(init_from) if init_from else None,
+                            device=device, save_every=save_every, max_steps=max_steps, extra={"preset": preset})
+    _RESUME_HINT[:] = [resume_command(run_dir)]
     world = (len(gpu_ids) if gpu_ids else nproc) * nnodes
     if world > 1 and not D.under_launcher():
         D.check_gpus(gpu_ids)
-        prepare(opts, new_run=not resume)  # report input problems here, once, before spawning
-        rc = D.relaunch(_ARGV, len(gpu_ids) or nproc, gpu_ids, nnodes, node_rank, master_addr, master_port)
+        prepare(opts, new_run=not continuing)  # report input problems here, once, before spawning
+        # The workers see run.json once rank 0 rewrites it: they continue the run as decided here.
+        rc = D.relaunch(_ARGV + (["--resume"] if continuing and not resume else []), len(gpu_ids) or nproc,
+                        gpu_ids, nnodes, node_rank, master_addr, master_port)
         if rc == 0 and node_rank == 0:
             record_command(run_dir, _ARGV)
         raise typer.Exit(rc)
@@ -191,7 +214,7 @@ def train(
         opts = TrainOptions(**{**opts.__dict__, "device": f"cuda:{gpu_ids[0]}"})
     info = D.setup(opts.device)
     try:
-        run_training(opts, info, console, resume=resume, new_run=not resume, logger=logger)
+        run_training(opts, info, console, resume=continuing, new_run=not continuing, logger=logger)
         if info.main and not D.under_launcher():  # under torchrun the launching process records it
             record_command(run_dir, _ARGV)
     finally:
@@ -200,23 +223,30 @@ def train(
 
 @app.command("eval")
 def eval_(
-    runs: Annotated[list[str], typer.Argument(help="Run folders (runs/<name>) or stage folders.")],
+    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Run folders (runs/<name>) or stage folders (default: every run under --runs-dir with a checkpoint).")] = None,
     drop: Annotated[Optional[str], typer.Option(help="Modalities to mask, e.g. audio or audio,text. Default: every subset.")] = None,
     split: Annotated[str, typer.Option(help="test (the held-out fold) or val.")] = "test",
     checkpoint: Annotated[str, typer.Option(help="best (on validation) or last.")] = "best",
     cache: Annotated[Optional[str], typer.Option(help="Evaluate on this cache instead of the run's own.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    runs_dir: Annotated[str, typer.Option(help="Folder searched when no RUN is given.")] = "runs",
 ) -> None:
     """UAR/WAR per modality subset (the paper's Table 3), confusion matrices, saved as JSON/CSV/PNG."""
     from pathlib import Path
 
     from umbenet_cli.evaluation.evaluate import EvalError, parse_drop
-    from umbenet_cli.evaluation.eval_runs import evaluate_runs
+    from pathlib import Path
+
+    from umbenet_cli.evaluation.eval_runs import evaluate_runs, runs_with_checkpoints
 
     if split not in ("test", "val"):
         raise EvalError(f"--split {split!r}: choose test or val")
     if checkpoint not in ("best", "last"):
         raise EvalError(f"--checkpoint {checkpoint!r}: choose best or last")
+    if not runs:
+        runs = [str(r) for r in runs_with_checkpoints(runs_dir, checkpoint)]
+        console.print(f"evaluating {len(runs)} run(s) under {runs_dir}/: {', '.join(Path(r).name for r in runs)}",
+                      highlight=False)
     evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
     for run in runs:
         if (Path(run) / "run.json").is_file():
@@ -328,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; callable from tests with an argv list. Returns the exit code."""
     global _ARGV
     _ARGV = list(argv) if argv is not None else sys.argv[1:]
+    _RESUME_HINT.clear()
     try:
         # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
         rc = app(args=argv, standalone_mode=False)
@@ -343,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()  # click's own usage line, "Try 'umbenet --help'", and the error
         return exc.exit_code
     if rc == 130:
-        console.print("[yellow]interrupted: work already finished is kept; run the same command again to resume[/]")
+        how = f"`{_RESUME_HINT[0]}`" if _RESUME_HINT else "the same command again"
+        console.print(f"[yellow]interrupted: work already finished is kept; to resume, run {how}[/]", highlight=False)
     return rc if isinstance(rc, int) else 0
 
 

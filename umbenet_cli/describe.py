@@ -41,11 +41,23 @@ def parameter_table(model: UMBEnet) -> Table:
 def describe_model(preset: str = "default", overrides: dict[str, str] | None = None,
                    checkpoint: str | None = None, console: Console | None = None) -> UMBEnet:
     """Build the model and print its resolved configuration, widths and parameter counts."""
+    from umbenet_cli.model.backbone import BackboneError
+
     console = console or Console()
     if checkpoint:
-        model = UMBEnet.load(checkpoint)
+        from umbenet_cli.model.checkpoint import read_config
+
+        config, _ = read_config(checkpoint)  # checked before any weights load
     else:
-        model = UMBEnet(UMBEnetConfig.preset(preset, **(overrides or {})))
+        config = UMBEnetConfig.preset(preset, **(overrides or {}))
+    try:
+        model = UMBEnet.load(checkpoint) if checkpoint else UMBEnet(config)
+    except BackboneError:
+        # The configuration needs no weights: show it, then say what could not be shown.
+        console.print(f"[bold]configuration[/] (backbone {config.backbone} not loadable here: widths and "
+                      f"parameter counts need its weights)")
+        console.print_json(config.to_json())
+        raise
     cfg, dims = model.config, model.backbone.dims
     console.print(f"[bold]backbone[/] {cfg.backbone}  (joint width {dims.embed_dim}, token width "
                   f"{dims.token_dim}, {dims.context_length} text positions, {dims.image_size} px, "

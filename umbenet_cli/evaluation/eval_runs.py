@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from umbenet_cli.evaluation.evaluate import evaluate_stage, find_stages, fold_summary
+from umbenet_cli.evaluation.evaluate import EvalError, evaluate_stage, find_stages, fold_summary
 from umbenet_cli.evaluation.metrics import RULE_LABELS, RULES, UAR_RULE, WITHOUT_NEUTRAL_RULES, pct
 
 
@@ -39,8 +39,9 @@ def subset_table(results: dict) -> Table:
     return table
 
 
-def summary_table(name: str, summary: list[dict], ten: bool) -> Table:
-    table = Table(title=f"{name}: mean ± std over {summary[0]['folds']} fold(s)")
+def summary_table(name: str, summary: list[dict], ten: bool, stages: list[str] | None = None) -> Table:
+    evaluated = "/".join(dict.fromkeys(stages)) if stages else ""
+    table = Table(title=f"{name}{' ' + evaluated if evaluated else ''}: mean ± std over {summary[0]['folds']} fold(s)")
     cols = [("UAR", "uar"), ("WAR", "war"), *(_neutral_headers() if ten else [])]
     table.add_column("subset")
     for title, _ in cols:
@@ -63,6 +64,19 @@ def rules_text(results: dict) -> list[str]:
     return lines
 
 
+def runs_with_checkpoints(runs_dir: str | Path, checkpoint: str = "best") -> list[Path]:
+    """The runs under ``runs_dir`` (folders with run.json, as ``report`` finds them) that have a
+    complete ``checkpoint`` in some fold; an EvalError naming the folder and the fix when none has."""
+    root = Path(runs_dir)
+    runs = sorted(p.parent for p in root.glob("*/run.json")) if root.is_dir() else []
+    ready = [r for r in runs if any(r.glob(f"*/*/checkpoints/{checkpoint}/COMPLETE"))]
+    if not ready:
+        found = f"{len(runs)} run(s) there, none with a complete '{checkpoint}' checkpoint yet" if runs else "no run there"
+        raise EvalError(f"which run? {found} ({root.resolve()}): train one with `umbenet train`, or pass RUN "
+                        f"folders (`umbenet eval runs/<name>`) or --runs-dir DIR")
+    return ready
+
+
 def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = (), checkpoint: str = "best",
                   cache: str | None = None, device: str = "cpu", console: Console | None = None) -> list[dict]:
     """Evaluate each run (all its folds); returns the per-run summaries."""
@@ -71,11 +85,14 @@ def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = 
     import numpy as np
 
     console = console or Console()
-    refs_per_run = [(run, find_stages(run)) for run in runs]  # every path checked before any work
+    warn = Console(stderr=True)  # warnings beside the error messages, not in the tables
+    refs_per_run = [(run, find_stages(run, checkpoint)) for run in runs]  # every path checked before any work
     summaries = []
     for run, refs in refs_per_run:
         results = []
         for ref in refs:
+            if ref.note:
+                warn.print(f"[bold yellow]warning:[/] {ref.note}", highlight=False)
             r = evaluate_stage(ref, split, drop, checkpoint, Path(cache) if cache else None, device)
             results.append(r)
             log_eval(r, ref.stage_dir, Path(r["out_dir"]))  # into the stage's TensorBoard / W&B log
@@ -88,10 +105,17 @@ def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = 
             console.print(f"[dim]{line}[/]", highlight=False)
         summary = {"run": str(run), "split": split, "dropped": list(drop), "classes": results[0]["classes"],
                    "excluded_classes": results[0]["excluded_classes"], "rules": results[0]["rules"],
-                   "folds": [r["fold"] for r in results], "subsets": fold_summary(results)}
+                   "folds": [r["fold"] for r in results], "stages": [r["stage"] for r in results],
+                   "stage_notes": [r["stage_note"] for r in results if r["stage_note"]],
+                   "subsets": fold_summary(results)}
         tag = split + ("-drop-" + "-".join(drop) if drop else "")
         Path(run, f"eval-{tag}.json").write_text(json.dumps(summary, indent=2))
         if len(results) > 1:
-            console.print(summary_table(Path(run).name, summary["subsets"], results[0]["rule_without_neutral"] is not None))
+            console.print(summary_table(Path(run).name, summary["subsets"], results[0]["rule_without_neutral"] is not None,
+                                        summary["stages"]))
+        if any(r["stage_note"] for r in results):
+            warn.print(f"[bold yellow]warning:[/] {Path(run).name}: evaluated stages per fold "
+                       f"{dict(zip(summary['folds'], summary['stages']))}, not the run's final stage everywhere",
+                       highlight=False)
         summaries.append(summary)
     return summaries

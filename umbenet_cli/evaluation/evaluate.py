@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from umbenet_cli.data.cache_fit import check_backbone, check_fits
 from umbenet_cli.data.cache_read import FeatureTable, read_features
 from umbenet_cli.data.class_subset import ClassSelectionError, exclude_classes
 from umbenet_cli.errors import UserError
@@ -40,7 +41,7 @@ from umbenet_cli.model.checkpoint import CheckpointError
 from umbenet_cli.model.config import MODALITIES
 from umbenet_cli.model.umbenet import UMBEnet
 from umbenet_cli.training.data import failed_clips, make_batch, make_splits
-from umbenet_cli.training.options import TrainOptions
+from umbenet_cli.training.options import TrainOptions, stage_names
 
 ABBREV = {"video": "V", "audio": "A", "text": "T"}
 # The paper's row order (Table 3), then the subset it does not list.
@@ -57,14 +58,28 @@ class StageRef:
     run_dir: Path
     fold: int | None
     stage_dir: Path
+    note: str | None = None  # why this is not the run's final stage (e.g. stage 2 never saved)
 
 
 def subset_name(mods: tuple[str, ...]) -> str:
     return "+".join(ABBREV[m] for m in MODALITIES if m in mods)
 
 
-def find_stages(path: str | Path) -> list[StageRef]:
-    """The final stage of each fold of a run (or the one stage folder given)."""
+def _complete(stage_dir: Path, checkpoint: str) -> bool:
+    return (stage_dir / "checkpoints" / checkpoint / "COMPLETE").is_file()
+
+
+def _planned_stages(run_dir: Path) -> tuple[str, ...]:
+    """The stages run.json asks for, final one last (all of FINAL_STAGES when unreadable)."""
+    try:
+        return stage_names(json.loads((run_dir / "run.json").read_text()).get("stage", "both"))
+    except (OSError, ValueError, KeyError):
+        return tuple(reversed(FINAL_STAGES))
+
+
+def find_stages(path: str | Path, checkpoint: str = "best") -> list[StageRef]:
+    """The stage to evaluate in each fold of a run (or the one stage folder given): the run's final
+    stage, else the latest stage with a complete ``checkpoint``, with a note saying so."""
     path = Path(path)
     if (path / "checkpoints").is_dir():  # a stage folder
         run_dir = path.parent.parent
@@ -72,12 +87,22 @@ def find_stages(path: str | Path) -> list[StageRef]:
         return [StageRef(run_dir, int(fold[4:]) if fold.startswith("fold") else None, path)]
     if not (path / "run.json").is_file():
         raise EvalError(f"{path} is not a run folder (no run.json): pass runs/<name> as written by `umbenet train`")
+    final = _planned_stages(path)[-1]
     refs = []
     for split_dir in sorted(p for p in path.iterdir() if p.is_dir() and (p.name.startswith("fold") or p.name == "train-test")):
-        stage = next((split_dir / s for s in FINAL_STAGES if (split_dir / s / "checkpoints").is_dir()), None)
-        if stage is not None:
-            fold = int(split_dir.name[4:]) if split_dir.name.startswith("fold") else None
-            refs.append(StageRef(path, fold, stage))
+        fold = int(split_dir.name[4:]) if split_dir.name.startswith("fold") else None
+        stage = next((split_dir / s for s in FINAL_STAGES if _complete(split_dir / s, checkpoint)), None)
+        if stage is None:
+            started = next((split_dir / s for s in FINAL_STAGES if (split_dir / s / "checkpoints").is_dir()), None)
+            if started is not None:  # let load_for_eval say what is missing
+                refs.append(StageRef(path, fold, started))
+            continue
+        note = None
+        if stage.name != final:
+            note = (f"{split_dir.name}: {final} has no complete '{checkpoint}' checkpoint (interrupted before its "
+                    f"first save, or not trained yet): evaluating {stage.name} instead. Finish the run with "
+                    f"`umbenet train --runs-dir {path.parent} --name {path.name} --resume`")
+        refs.append(StageRef(path, fold, stage, note))
     if not refs:
         raise EvalError(f"{path} holds no trained stage (no */stage*/checkpoints): has training run yet?")
     return refs
@@ -118,17 +143,17 @@ def load_for_eval(ref: StageRef, checkpoint: str, cache: Path | None, device: st
         model = UMBEnet.load(folder).to(device).eval()
     except CheckpointError as exc:
         raise EvalError(str(exc)) from None
+    source = Path(cache or opts.cache)
+    if not (source / "features").is_dir():
+        raise EvalError(f"no feature cache at {source}" + ("" if cache else " (the run's cache, from run.json: moved "
+                        "or deleted?)") + ": pass the cache with --cache DIR")
     try:
-        table = exclude_classes(read_features(cache or opts.cache), opts.exclude_classes)
+        table = exclude_classes(read_features(source), opts.exclude_classes)
     except ClassSelectionError as exc:
         raise EvalError(f"the run was trained without {list(opts.exclude_classes)} (run.json exclude_classes), "
-                        f"which the cache at {cache or opts.cache} cannot give: {exc}") from None
-    if tuple(table.spec.classes) != tuple(model.config.classes):
-        raise EvalError(f"the cache's classes {list(table.spec.classes)} are not the model's "
-                        f"{list(model.config.classes)}: evaluate on a cache of the same dataset and class order")
-    if table.spec.backbone_fingerprint != model.backbone.fingerprint():
-        raise EvalError(f"the cache was embedded with another backbone ({table.spec.backbone}) than the model's "
-                        f"({model.config.backbone}); re-embed it with `umbenet prep ... --force`")
+                        f"which the cache at {source} cannot give: {exc}") from None
+    check_fits(table.spec, model.config, str(source), EvalError, n_clips=len(table))
+    check_backbone(table.spec, model.config.backbone, model.backbone.fingerprint(), EvalError)
     return opts, model, table
 
 
@@ -184,7 +209,8 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
              "failed": "clips whose prep status is failed take part in nothing (no split, no subset)"}
     if neutral is not None:
         rules |= {f"without_neutral_{r}": WITHOUT_NEUTRAL_RULES[r] for r in RULES}
-    results = {"run": str(ref.run_dir), "fold": ref.fold, "stage": ref.stage_dir.name, "split": split,
+    results = {"run": str(ref.run_dir), "fold": ref.fold, "stage": ref.stage_dir.name, "stage_note": ref.note,
+               "split": split,
                "checkpoint": str(ref.stage_dir / "checkpoints" / checkpoint), "dataset": table.spec.dataset,
                "classes": classes, "excluded_classes": list(opts.exclude_classes),
                "n_clips": int(len(rows)), "n_failed_left_out": _failed_in_split(table, ref.fold, split),

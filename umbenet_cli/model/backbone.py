@@ -15,6 +15,7 @@ from umbenet_cli.errors import UserError
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,36 +145,101 @@ def check_tokenizer(tokenizer, name: str, expected_vocab: int) -> None:
         raise BackboneError(
             f"the CLIP tokenizer of {name!r} has {size} tokens (expected {expected_vocab}) and splits "
             f"'a happy face' into {probe}: its vocabulary files (vocab.json, merges.txt) were not "
-            f"loaded, probably because the model hub could not be reached. Fix: download the "
-            f"checkpoint once on a machine with internet (`huggingface-cli download {name}`) and "
-            f"pass its local folder, or set HF_HOME to a cache that holds it."
+            f"loaded, probably because the model hub could not be reached. {offline_fix(name)}"
         )
 
 
+def offline_fix(name: str) -> str:
+    """How to get a hub checkpoint onto a machine that cannot reach the hub."""
+    return (f"Fix: on a machine with internet, `hf download {name} --local-dir clip` (huggingface_hub's CLI), "
+            f"copy the folder here and pass it with `--set backbone=/path/to/clip` (its weights fingerprint "
+            f"is the hub checkpoint's, so caches made with {name!r} still fit); or copy a Hugging Face cache "
+            f"that holds it and point HF_HOME at it. For an offline test run use `--preset tiny` (backbone "
+            f"{TINY_BACKBONE!r}, built locally).")
+
+
+def looks_like_path(name: str) -> bool:
+    """A local folder, not a hub id (``org/name``): absolute, ``./``, ``../``, ``~``, or deeper."""
+    return (Path(name).is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
+            or "\\" in name)
+
+
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached (offline mode, or no connection within 3 s); None when it can.
+    One connection attempt, so that an offline machine fails at once instead of after the
+    download retries (~40 s)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, is_offline_mode
+
+    if is_offline_mode() or any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+                                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return "HF_HUB_OFFLINE is set and the checkpoint is not in the Hugging Face cache"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # through a proxy: let huggingface_hub connect its own way
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
+    except OSError as exc:
+        return f"{url.hostname} cannot be reached from here ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _in_hub_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an id the hub would refuse: not cached
+        return False
+
+
 def load_backbone(name: str, device: str | torch.device = "cpu") -> Backbone:
-    """Load a frozen CLIP by hub id or local folder; the tiny offline backbone by its id."""
+    """Load a frozen CLIP by hub id or local folder; the tiny offline backbone by its id.
+
+    A local folder must exist; a hub id is loaded from the Hugging Face cache without a network
+    call when it is there, else downloaded, failing at once (one connection attempt) offline."""
     from transformers import AutoTokenizer, CLIPModel  # heavy import, kept out of module import
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-shard bars would drown our own progress display
 
-    source = name
+    source, local = name, True
     if name == TINY_BACKBONE:
         from umbenet_cli.model.tiny_backbone import ensure_tiny_backbone
 
         source = str(ensure_tiny_backbone())
     elif Path(name).expanduser().exists():
         source = str(Path(name).expanduser())
+        if not Path(source).is_dir():
+            raise BackboneError(f"backbone {name!r} is a file: give the folder of a CLIP checkpoint "
+                                f"(config.json, model.safetensors, tokenizer files), e.g. --set backbone=/path/to/clip")
+    elif looks_like_path(name):
+        raise BackboneError(f"backbone {name!r}: no such folder. Give the folder of a downloaded CLIP checkpoint "
+                            f"(`hf download openai/clip-vit-base-patch16 --local-dir /path/to/clip`, then "
+                            f"--set backbone=/path/to/clip), or a Hugging Face hub id")
+    else:
+        local = _in_hub_cache(name)
+        why = None if local else _hub_unreachable()
+        if why is not None:
+            raise BackboneError(f"could not load the CLIP backbone {name!r}: {why}.\n{offline_fix(name)}")
     try:
-        clip = CLIPModel.from_pretrained(source)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        try:
+            clip = CLIPModel.from_pretrained(source, local_files_only=local)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+        except OSError:
+            if not local or source != name:
+                raise
+            why = _hub_unreachable()  # cached only in part (e.g. config without weights)
+            if why is not None:
+                raise BackboneError(f"could not load the CLIP backbone {name!r}: the Hugging Face cache holds "
+                                    f"it only in part and {why}.\n{offline_fix(name)}") from None
+            clip = CLIPModel.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
-        raise BackboneError(
-            f"could not load the CLIP backbone {name!r}: {str(exc).splitlines()[0]}\n"
-            f"Fix: if this machine is offline, download it once where there is internet "
-            f"(`huggingface-cli download {name}`), copy the folder here and pass its path; for an "
-            f"offline test run use the preset 'tiny' (backbone {TINY_BACKBONE!r})."
-        ) from exc
+        raise BackboneError(f"could not load the CLIP backbone {name!r}: {str(exc).splitlines()[0]}\n"
+                            f"{offline_fix(name)}") from exc
     check_tokenizer(tokenizer, name, clip.config.text_config.vocab_size)
     log.info("loaded CLIP backbone %s", name)
     return Backbone(name, clip, tokenizer).to(device)

@@ -33,6 +33,8 @@ from umbenet_cli.model.config import UMBEnetConfig
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MARKER = "COMPLETE"
+FILES = ("config.json", "meta.json", "model.safetensors")  # what a complete checkpoint holds
+NOT_WEIGHT_KEYS = ("optim.", "backbone:")  # config keys (as in UMBEnetConfig.diff) weights do not depend on
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -98,14 +100,36 @@ def read_config(folder: str | Path) -> tuple[UMBEnetConfig, dict]:
     if not folder.is_dir():
         raise CheckpointError(f"no checkpoint folder at {folder}")
     if not (folder / MARKER).is_file():
-        raise CheckpointError(f"{folder} is not a complete checkpoint (no {MARKER} marker): its save "
-                              f"was interrupted. Use another checkpoint of the run.")
+        raise CheckpointError(_not_a_checkpoint(folder))
+    missing = [name for name in FILES if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"the checkpoint {folder} is damaged: {', '.join(missing)} "
+                              f"{'is' if len(missing) == 1 else 'are'} missing ({MARKER} is there, so the save "
+                              f"finished and the file was removed or not copied since). Fix: copy the folder "
+                              f"again from where it was trained, or use the run's other checkpoint "
+                              f"(--checkpoint {'last' if folder.name == 'best' else 'best'})")
     config = UMBEnetConfig.from_saved(json.loads((folder / "config.json").read_text()))
     meta = json.loads((folder / "meta.json").read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{folder}: checkpoint format {meta.get('format_version')} is not "
                               f"{FORMAT_VERSION}, the one this version of umbenet reads")
     return config, meta
+
+
+def _not_a_checkpoint(folder: Path) -> str:
+    """Why a folder without the marker is not a checkpoint, and which folder to pass instead."""
+    found = sorted(p.parent for p in folder.glob(f"*/*/checkpoints/*/{MARKER}")) or \
+        sorted(p.parent for p in folder.glob(f"checkpoints/*/{MARKER}"))
+    if (folder / "run.json").is_file() or (folder / "checkpoints").is_dir():
+        what = "a training run" if (folder / "run.json").is_file() else "a stage folder of a run"
+        where = (f" Its checkpoints: {', '.join(str(p) for p in found[:6])}{' ...' if len(found) > 6 else ''}"
+                 if found else " It holds no complete checkpoint yet (training never saved one).")
+        return f"{folder} is {what}, not a checkpoint folder: pass one of its checkpoint folders.{where}"
+    if (folder / "model.safetensors").is_file() or folder.name.startswith("."):
+        return (f"{folder} is not a complete checkpoint (no {MARKER} marker): its save was interrupted. "
+                f"Use another checkpoint of the run.")
+    return (f"{folder} is not a checkpoint folder (no {MARKER}, config.json or model.safetensors): pass a "
+            f"folder written by UMBEnet.save or `umbenet train` (runs/<name>/<fold>/<stage>/checkpoints/best)")
 
 
 def read_checkpoint(folder: str | Path) -> tuple[UMBEnetConfig, dict, dict[str, torch.Tensor]]:
@@ -118,7 +142,9 @@ def load_weights(model, folder: str | Path, map_location: str | torch.device = "
     """Load a checkpoint into an existing model, strictly. Returns the checkpoint's meta."""
     config, meta, tensors = read_checkpoint(folder)
     problems = []
-    diff = config.diff(model.config)
+    # The schedule does not shape weights, and the backbone is matched on its fingerprint below
+    # (its id is a label: a hub id and a local copy of that checkpoint are the same backbone).
+    diff = [d for d in config.diff(model.config) if not d.startswith(NOT_WEIGHT_KEYS)]
     if diff:
         problems.append("its config differs from the model's (checkpoint != model):\n      "
                         + "\n      ".join(diff))

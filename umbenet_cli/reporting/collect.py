@@ -24,6 +24,7 @@ MODALITY_BIT = {"video": 1, "audio": 2, "text": 4}
 PAPER_ORDER = ("V", "A", "T", "V+T", "V+A", "V+A+T", "A+T")
 TINY_BACKBONE = "umbenet/tiny-random-clip"
 STRATEGY = {"both": "2-stage", "2": "2-stage", "one": "1-stage", "1": "stage 1 only"}
+EVALUATED_STRATEGY = {"stage2": "2-stage", "onestage": "1-stage", "stage1": "stage 1 only"}
 STAGES_OF = {"both": ("stage1", "stage2"), "2": ("stage2",), "one": ("onestage",), "1": ("stage1",)}
 # run.json fields that may differ between runs merged into one experiment.
 _PER_RUN_FIELDS = ("run_dir", "fold", "device", "save_every", "init_from")
@@ -102,7 +103,14 @@ class Experiment:
 
     @property
     def strategy(self) -> str:
-        return STRATEGY.get(self.stage, self.stage)
+        """What was evaluated (the stage each fold's results come from), not what run.json asked:
+        a stage 2 interrupted before its first checkpoint leaves stage 1's results."""
+        by_stage: dict[str, list[str]] = {}
+        for fe in self.folds:
+            by_stage.setdefault(fe.stage_dir.name, []).append("-" if fe.fold is None else str(fe.fold))
+        if len(by_stage) == 1:
+            return EVALUATED_STRATEGY.get(next(iter(by_stage)), STRATEGY.get(self.stage, self.stage))
+        return "mixed: " + ", ".join(f"{EVALUATED_STRATEGY.get(s, s)} (fold {','.join(f)})" for s, f in by_stage.items())
 
     @property
     def backbone(self) -> str:

@@ -38,6 +38,8 @@ from umbenet_cli.training.two_stage import STAGE_IDS, make_optimizer, make_sched
 
 log = logging.getLogger(__name__)
 LOSS_PARTS = ("total", "ce", "l1", "gate_l1", "key")
+# Stops that a raised limit lifts (``umbenet train --resume --set optim.max_epochs=N``).
+MAX_EPOCHS_STOP, MAX_STEPS_STOP = "reached max_epochs", "reached max_steps"
 
 
 @dataclass
@@ -125,6 +127,8 @@ class StageTrainer:
         torch.set_rng_state(st["torch_rng"])
         self.state = StageState(**st["state"])
         self.state.best = tuple(self.state.best)
+        if (self.state.stop_reason or "").startswith(MAX_STEPS_STOP):
+            self.state.stop_reason = None  # the limit is checked again below, perhaps a raised one
         # Drop metric lines written after that checkpoint (a kill between the two writes).
         metrics = self.folder / "metrics.jsonl"
         if metrics.exists() and self.info.main:
@@ -180,7 +184,10 @@ class StageTrainer:
         epochs = progress.add_task(f"{self.stage} epochs", total=cfg.max_epochs, completed=st.epoch) if progress else None
         while st.stop_reason is None:
             if st.epoch >= cfg.max_epochs:
-                st.stop_reason = f"reached max_epochs={cfg.max_epochs}"
+                st.stop_reason = f"{MAX_EPOCHS_STOP}={cfg.max_epochs}"
+                break
+            if self.max_steps is not None and st.global_step >= self.max_steps:
+                st.stop_reason = f"{MAX_STEPS_STOP}={self.max_steps}"
                 break
             batches = self._batches(st.epoch)
             if progress is not None:
@@ -202,7 +209,7 @@ class StageTrainer:
                 if self.save_every and st.global_step % self.save_every == 0:
                     self._save("last")
                 if self.max_steps is not None and st.global_step >= self.max_steps:
-                    st.stop_reason = f"reached max_steps={self.max_steps}"
+                    st.stop_reason = f"{MAX_STEPS_STOP}={self.max_steps}"
                     break
             seconds = time.perf_counter() - t0
             if progress is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -9,6 +10,16 @@ from umbenet_cli.errors import UserError
 from umbenet_cli.model.config import MODALITIES, UMBEnetConfig
 
 STAGES = ("1", "2", "both", "one")
+
+
+def stage_names(stage: str) -> tuple[str, ...]:
+    """The stage folders a ``--stage`` option trains, in order."""
+    return {"1": ("stage1",), "2": ("stage2",), "both": ("stage1", "stage2"), "one": ("onestage",)}[stage]
+
+
+def absolute(path: str | Path) -> Path:
+    """``path`` made absolute and normalised (``..`` removed), symlinks kept as the user named them."""
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 class TrainError(UserError, ValueError):
@@ -50,7 +61,7 @@ class TrainOptions:
 
     @property
     def stage_names(self) -> tuple[str, ...]:
-        return {"1": ("stage1",), "2": ("stage2",), "both": ("stage1", "stage2"), "one": ("onestage",)}[self.stage]
+        return stage_names(self.stage)
 
     def split_dir(self, fold: int | None) -> Path:
         return self.run_dir / (f"fold{fold}" if fold is not None else "train-test")

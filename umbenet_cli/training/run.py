@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from umbenet_cli.data.cache_fit import check_backbone, check_fits
 from umbenet_cli.data.cache_read import FeatureTable, read_features
 from umbenet_cli.data.class_subset import exclude_classes
 from umbenet_cli.model.backbone import load_backbone
@@ -27,6 +28,7 @@ from umbenet_cli.training.data import Splits, failed_clips, make_splits, modalit
 from umbenet_cli.training.distributed import DistInfo
 from umbenet_cli.training.loop import StageTrainer
 from umbenet_cli.training.options import TrainError, TrainOptions
+from umbenet_cli.training.resume import cache_digest, check_same_clips, recorded_json, reopens
 from umbenet_cli.training.tracking import open_tracker
 from umbenet_cli.training.two_stage import STAGE_MODES, build_stage_model, stage1_checkpoint, transfer_warning
 
@@ -34,27 +36,10 @@ log = logging.getLogger(__name__)
 
 
 def load_cache_for(opts: TrainOptions) -> FeatureTable:
-    """The feature table without the run's excluded classes, checked against the model config."""
+    """The feature table without the run's excluded classes, checked against the model config
+    (the backbone's weights are checked once loaded)."""
     table = exclude_classes(read_features(opts.cache), opts.exclude_classes)
-    spec, cfg = table.spec, opts.model
-    problems = []
-    if spec.backbone != cfg.backbone:
-        problems.append(f"the cache was embedded with backbone {spec.backbone!r}, the config uses {cfg.backbone!r}: "
-                        f"train with --set backbone={spec.backbone} or re-embed with `umbenet prep ... --force`")
-    if spec.num_frames != cfg.num_frames:
-        problems.append(f"the cache has {spec.num_frames} frames per clip, the config num_frames={cfg.num_frames}: "
-                        f"use --set num_frames={spec.num_frames} (or the preset the cache was made with)")
-    S = int(round(cfg.audio.seconds * cfg.audio.sample_rate))
-    if spec.audio_samples != S or spec.sample_rate != cfg.audio.sample_rate:
-        problems.append(f"the cache holds {spec.audio_seconds:g} s of audio at {spec.sample_rate} Hz, the config "
-                        f"{cfg.audio.seconds:g} s at {cfg.audio.sample_rate} Hz: use --set audio.seconds={spec.audio_seconds:g}")
-    if spec.scene != cfg.temporal.scene_stream:
-        problems.append(f"the cache {'has' if spec.scene else 'has no'} scene frames but temporal.scene_stream="
-                        f"{cfg.temporal.scene_stream}: set them alike")
-    if len(table) == 0:
-        problems.append(f"the cache at {opts.cache} holds no clips")
-    if problems:
-        raise TrainError("the cache does not fit this model:\n  - " + "\n  - ".join(problems))
+    check_fits(table.spec, opts.model, str(opts.cache), TrainError, n_clips=len(table))
     return table
 
 
@@ -92,9 +77,7 @@ def prepare(opts: TrainOptions, new_run: bool) -> tuple[FeatureTable, np.ndarray
     if new_run and (opts.run_dir / "run.json").exists():
         raise TrainError(f"{opts.run_dir} already holds a run: continue it with --resume, or pick another --name")
     table = load_cache_for(opts)
-    if opts.model.classes != table.spec.classes:
-        raise TrainError(f"config classes {list(opts.model.classes)} differ from the cache's "
-                         f"{list(table.spec.classes)}; leave `classes` unset (it is taken from the cache)")
+    check_same_clips(opts, cache_digest(table.clip_ids, table.labels, table.folds, table.splits))
     folds = resolve_folds(table, opts.fold)
     for fold in folds:
         make_splits(table, fold, opts.val_fraction, opts.seed)
@@ -122,13 +105,11 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
 
     table, available, folds = prepare(opts, new_run=new_run and not resume)
     backbone = load_backbone(opts.model.backbone, device=info.device)
-    if backbone.fingerprint() != table.spec.backbone_fingerprint:
-        raise TrainError(f"backbone {opts.model.backbone!r} loaded here has fingerprint {backbone.fingerprint()}, "
-                         f"the cache was embedded with {table.spec.backbone_fingerprint}: different weights "
-                         f"under one name. Re-embed with `umbenet prep ... --force`.")
+    check_backbone(table.spec, opts.model.backbone, backbone.fingerprint(), TrainError)
     if info.main:
         opts.run_dir.mkdir(parents=True, exist_ok=True)
-        (opts.run_dir / "run.json").write_text(opts.to_json())
+        digest = cache_digest(table.clip_ids, table.labels, table.folds, table.splits)
+        (opts.run_dir / "run.json").write_text(recorded_json(opts, digest))
         (opts.run_dir / "classes.json").write_text(json.dumps(list(table.spec.classes)))
         _log_to_file(opts.run_dir / "log.txt")
         failed = failed_clips(table)
@@ -144,8 +125,12 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
         for stage in opts.stage_names:
             folder = opts.split_dir(fold) / stage
             if (folder / "result.json").is_file():
-                results.append(json.loads((folder / "result.json").read_text()) | {"fold": fold, "reused": True})
-                continue
+                done = json.loads((folder / "result.json").read_text())
+                if not (resume and reopens(done, opts)):
+                    results.append(done | {"fold": fold, "reused": True})
+                    continue
+                console.print(f"[bold]{splits.name} {stage}[/]: stopped at {done['stop_reason']}; going on "
+                              f"under the raised limit", highlight=False)
             if info.main:
                 folder.mkdir(parents=True, exist_ok=True)
             model, init = build_stage_model(opts, stage, fold, backbone)
