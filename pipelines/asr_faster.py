@@ -104,8 +104,8 @@ class FasterWhisperRecognizer(Recognizer):
                 f"could not load Whisper model {model!r} (--asr-backend faster-whisper): "
                 f"{type(exc).__name__}: {exc}\nFix: on a machine with internet run `python -c \"from "
                 f"faster_whisper import download_model; print(download_model('{model}'))\"`, copy the folder "
-                f"it prints here and pass it with --asr-model; or use annotated text only (--text caption) "
-                f"where the dataset has it.") from exc
+                f"it prints here and pass it with --asr-model. (In `umbenet prep`, annotated text, "
+                f"--text caption, needs no ASR where the dataset has it.)") from exc
 
     def decode(self, windows: list[np.ndarray], language: str | None, batch_size: int) -> list[WindowResult]:
         from faster_whisper.vad import VadOptions, get_speech_timestamps

@@ -46,8 +46,8 @@ class WhisperRecognizer(Recognizer):
             raise ASRError(
                 f"could not load Whisper model {model!r} (--asr-backend whisper): {exc}\nFix: on a machine "
                 f"with internet run `python -c \"import whisper; whisper.load_model('{model}')\"` (it saves to "
-                f"~/.cache/whisper), copy the .pt file here and pass its path with --asr-model; or use "
-                f"annotated text only (--text caption) where the dataset has it.") from exc
+                f"~/.cache/whisper), copy the .pt file here and pass its path with --asr-model. (In `umbenet "
+                f"prep`, annotated text, --text caption, needs no ASR where the dataset has it.)") from exc
 
     @property
     def device(self) -> torch.device:

@@ -132,6 +132,10 @@ def run_prep(opts: PrepOptions, console: Console | None = None) -> PrepSummary:
     with progress_bar(console) as progress, torch_threads(opts.torch_threads):
         if "media" in opts.stages:
             expect_text = scan.dataset == "mafw" or any(r.text_source != "none" for r in scan.records)
+            if not expect_text:  # not one clip has text: say so once, rather than in every clip
+                summary.reasons["text missing for every clip: the source gives none" + (
+                    " (the manifest has no `text` column: add one, or pass --text asr)"
+                    if opts.source == "manifest" else "")] += len(records)
             _media(opts, spec, scan.dataset, expect_text, records, progress, summary)
         if "embed" in opts.stages:
             _embed(opts, spec, {r.clip_id for r in records}, progress, summary)
@@ -169,20 +173,31 @@ def _embed(opts, spec, wanted: set[str], progress, summary) -> None:
     from umbenet_cli.model.backbone import load_backbone
 
     t0 = time.perf_counter()
-    backbone = load_backbone(opts.model.backbone)
-    fspec = CacheSpec(**{**spec.to_json(), "embed_dim": backbone.dims.embed_dim,
-                         "backbone": opts.model.backbone, "backbone_fingerprint": backbone.fingerprint()})
     table = features_dir(opts.out)
     if opts.force and table.exists():
         shutil.rmtree(table)
     have = table_spec(table)
-    if have is not None and have != fspec:
-        if have.backbone != fspec.backbone or have.backbone_fingerprint != fspec.backbone_fingerprint:
-            raise PrepError(f"{table} holds features of backbone {have.backbone!r}; this run asks for "
-                            f"{fspec.backbone!r}. Fix: pass --force to re-embed (the media table is kept "
-                            f"and reused), or use another --out.")
-        _check_spec(table, fspec, "features")
     done = done_ids(table) if table.exists() else set()
+    if (have is not None and not (wanted - done) and have.backbone == opts.model.backbone and have == CacheSpec(
+            **{**spec.to_json(), **{k: getattr(have, k) for k in ("embed_dim", "backbone", "backbone_fingerprint")}})):
+        # Every clip is embedded already, by this backbone: nothing to load, nothing to do.
+        summary.embed_done_before = len(wanted)
+        progress.add_task("embed", total=len(wanted), completed=len(wanted))
+        summary.seconds["embed"] = time.perf_counter() - t0
+        return
+    backbone = load_backbone(opts.model.backbone)
+    fspec = CacheSpec(**{**spec.to_json(), "embed_dim": backbone.dims.embed_dim,
+                         "backbone": opts.model.backbone, "backbone_fingerprint": backbone.fingerprint()})
+    if have is not None and have != fspec:
+        if have.backbone_fingerprint != fspec.backbone_fingerprint:
+            raise PrepError(f"{table} holds features of backbone {have.backbone!r} (weights fingerprint "
+                            f"{have.backbone_fingerprint}); this run asks for {fspec.backbone!r} "
+                            f"({fspec.backbone_fingerprint}), other weights. Fix: pass --force to re-embed (the "
+                            f"media table is kept and reused), or use another --out.")
+        # The same weights under another id (a hub id and a local copy): the id is a label, the
+        # cache keeps the one it was started with.
+        fspec = CacheSpec(**{**fspec.to_json(), "backbone": have.backbone})
+        _check_spec(table, fspec, "features")
     todo = wanted - done
     summary.embed_done_before = len(wanted) - len(todo)
     task = progress.add_task("embed", total=len(wanted), completed=summary.embed_done_before)

@@ -26,9 +26,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("UMBENET_HOME", tempfile.mkdtemp(prefix="umbenet-test-home-"))
+    if "UMBENET_HOME" not in os.environ:
+        config._umbenet_home = tempfile.mkdtemp(prefix="umbenet-test-home-")  # removed at the end
+        os.environ["UMBENET_HOME"] = config._umbenet_home
     # rich wraps at 80 columns when not on a terminal; wide lines keep messages greppable.
     os.environ["COLUMNS"] = "200"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the per-run home this session made (the tiny backbone, ~10 MB a run)."""
+    import os
+    import shutil
+
+    home = getattr(config, "_umbenet_home", None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+        if os.environ.get("UMBENET_HOME") == home:
+            del os.environ["UMBENET_HOME"]
 
 
 @pytest.fixture(scope="session")

@@ -292,7 +292,14 @@ def predict(
                           runs_dir=Path(runs_dir), asr_model=asr_model if asr else None, asr_backend=asr_backend, language=language,
                           device=device, json_path=Path(json_path) if json_path else None, top=top,
                           batch_clips=batch_clips)
-    run_predict(opts, console, Console())
+    predictions = run_predict(opts, console, Console())
+    failed = [p for p in predictions if not p.ok]
+    if failed:  # the others are printed and written; the exit code says not all went through
+        console.print(f"[yellow]{len(failed)} of {len(predictions)} videos could not be predicted "
+                      f"({', '.join(Path(p.path).name for p in failed[:5])}{' ...' if len(failed) > 5 else ''}: "
+                      f"status error above{' and in ' + json_path if json_path else ''}); exit code 1[/]",
+                      highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()

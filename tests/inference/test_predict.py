@@ -132,7 +132,7 @@ def folder_result(run_dir, whisper_pt, videos, tmp_path_factory):
 
 def test_folder_one_entry_per_video(folder_result, videos, classes):
     rc, data = folder_result
-    assert rc == 0  # one broken file does not fail the folder
+    assert rc == 1  # one broken file: the others are predicted and written, the exit code says so
     names = [Path(v["path"]).name for v in data["videos"]]
     assert names == ["00001.mp4", "00007.mp4", "no_face.mp4", "zz_broken.mp4"]  # sorted, .txt ignored
     for v in data["videos"][:3]:
@@ -163,6 +163,18 @@ def test_folder_table(run_dir, whisper_pt, videos, tmp_path, capsys):
     out = flat(capsys.readouterr().out)
     assert "2 videos" in out and "00007.mp4" in out and "no_face.mp4" in out
     assert "no audio stream" in out
+
+
+def test_folder_with_a_failed_video_says_so_and_exits_1(run_dir, videos, tmp_path, capsys):
+    folder = tmp_path / "some-fail"
+    folder.mkdir()
+    for name in ("00007.mp4", "zz_broken.mp4"):
+        shutil.copy(videos / name, folder / name)
+    assert main(["predict", str(folder), "--run", str(run_dir), "--no-asr"]) == 1
+    captured = capsys.readouterr()
+    assert "00007.mp4" in flat(captured.out)  # the video that went through is shown
+    err = flat(captured.err)
+    assert "1 of 2 videos could not be predicted (zz_broken.mp4" in err and "exit code 1" in err
 
 
 # --------------------------------------------------------------------- the model's contract
@@ -241,6 +253,7 @@ def test_offline_whisper_name(run_dir, videos, tmp_path, capsys, monkeypatch):
     assert main(["predict", str(videos / "00001.mp4"), "--run", str(run_dir), "--asr-model", "tiny"]) == 2
     err = flat(capsys.readouterr().err)
     assert "could not load Whisper model 'tiny'" in err and "--no-asr" in err
+    assert "or use annotated text only" not in err  # --text is a prep option, not predict's
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -1,6 +1,8 @@
 """umbenet train refuses bad input with exit code 2 and writes nothing; --gpus parsing."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from umbenet_cli.cli import main
@@ -84,3 +86,24 @@ def test_gpus_on_a_machine_without_them(monkeypatch):
 def test_worker_argv_drops_launch_options():
     argv = ["train", "--gpus", "0,1", "--nproc=2", "--fold", "1", "--master-port", "123", "--name", "x"]
     assert worker_argv(argv, [0, 1]) == ["train", "--fold", "1", "--name", "x", "--device", "cuda"]
+
+
+def test_a_cache_without_split_or_fold_names_the_cause(synthetic_cache):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from umbenet_cli.data.cache_read import read_features
+    from umbenet_cli.training.data import DataError, make_splits
+
+    table = read_features(synthetic_cache)
+    bare = replace(table, folds=np.full(len(table), -1, np.int8), splits=np.array([None] * len(table), dtype=object))
+    with pytest.raises(DataError, match="no split and no fold .a manifest without a `split`"):
+        make_splits(bare, None, 0.1, 0)
+
+
+def test_a_validation_share_far_above_val_fraction_is_said(sample_cache, tmp_path, capsys):
+    # 26 clips of 11 classes in the training folds: one validation clip per class is 11 (42%).
+    assert run(sample_cache, tmp_path, "--fold", "1", "--stage", "one", "--max-steps", "1") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(r"validation holds \d+ of \d+ training-fold clips \(\d+%, --val-fraction 0.1 asked 10%\)", err)

@@ -73,6 +73,10 @@ def make_splits(table: FeatureTable, fold: int | None, val_fraction: float, seed
     else:
         if fold is not None:
             raise DataError(f"--fold {fold}: this cache has no folds (it has a train/test split); leave --fold out")
+        if not (splits != "").any():
+            raise DataError("this cache assigns its clips to no split and no fold (a manifest without a `split` "
+                            "or `fold` column?): add a `split` column (train / val / test) or a `fold` column "
+                            "(1..k) to the manifest and run `umbenet prep` again")
         test = usable & (splits == "test")
         trainval = usable & np.isin(splits, ["train", "val"])
         name = "train/test"

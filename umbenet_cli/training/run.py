@@ -122,6 +122,8 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
     results = []
     for fold in folds:
         splits = usable_splits(make_splits(table, fold, opts.val_fraction, opts.seed), table, available, console)
+        if info.main:
+            warn_val_share(splits, table, opts.val_fraction, console)
         for stage in opts.stage_names:
             folder = opts.split_dir(fold) / stage
             if (folder / "result.json").is_file():
@@ -188,6 +190,19 @@ def transfer_line(init: dict) -> str:
     """One line on what stage 2 took from stage 1 (init.json)."""
     return (f"carried {init['carried']} of stage 1's {init['stage1_pool_size']} prompts "
             f"(activated: {init['prompts_carried']}), {init['fresh']} fresh, from {init['init_from']}")
+
+
+def warn_val_share(splits: Splits, table: FeatureTable, asked: float, console: Console) -> None:
+    """Say so when validation holds far more than --val-fraction of the training folds: on small
+    datasets each class keeps at least one validation clip (``training.data._stratified``)."""
+    if (np.asarray(table.splits, dtype=object) == "val").any():
+        return  # the cache's own validation clips: the user's choice
+    n_val, n = len(splits.val), len(splits.val) + len(splits.train)
+    if n and n_val / n > max(1.5 * asked, asked + 0.05):
+        console.print(f"[yellow]{splits.name}: validation holds {n_val} of {n} training-fold clips "
+                      f"({100 * n_val / n:.0f}%, --val-fraction {asked:g} asked {100 * asked:.0f}%): each class "
+                      f"with 2 or more clips keeps one for validation. With this few clips, expect noisy "
+                      f"validation scores; more clips per class bring the share down.[/]", highlight=False)
 
 
 def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
