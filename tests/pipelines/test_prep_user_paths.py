@@ -36,3 +36,14 @@ def test_a_manifest_without_text_says_no_clip_has_text(tmp_path, capsys):
                  "--media-only"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "text missing for every clip: the source gives none (the manifest has no `text` column" in err
+
+
+def test_prep_again_with_a_local_copy_of_the_backbone_reuses_the_cache(sample_cache, tmp_path, capsys):
+    """The id is a label: a local folder holding the same weights continues the cache."""
+    from umbenet_cli.model.tiny_backbone import write_tiny_backbone
+
+    shutil.copytree(sample_cache, tmp_path / "c")
+    copy = write_tiny_backbone(tmp_path / "clip-copy")
+    assert main(["prep", "mafw", str(SAMPLE), "--out", str(tmp_path / "c"), "--preset", "tiny",
+                 "--set", f"backbone={copy}"]) == 0
+    assert "33 / 33" in capsys.readouterr().err

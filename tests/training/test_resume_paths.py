@@ -128,3 +128,16 @@ def test_ctrl_c_names_the_command_that_resumes(project, monkeypatch, capsys):
     assert argv[:2] == ["umbenet", "train"] and "--resume" in argv
     assert main(argv[1:]) == 0
     assert result(project / "runs" / "r")["global_step"] == 2
+
+
+def test_train_and_eval_offline_with_a_local_copy_of_the_caches_backbone(project, capsys):
+    """The README's workflow: the cache made with the backbone's id, training with --set
+    backbone=/path to a copy of the same weights; matched on the fingerprint, the id is a label."""
+    from umbenet_cli.model.tiny_backbone import write_tiny_backbone
+
+    copy = write_tiny_backbone(project / "clip-copy")
+    assert main(["train", "--cache", "cache/one", "--name", "r", "--stage", "one", "--set", f"backbone={copy}",
+                 *QUICK]) == 0
+    assert main(["train", "--name", "r", "--resume", "--max-steps", "3"]) == 0
+    assert main(["eval", "runs/r", "--drop", "audio"]) == 0
+    assert result(project / "runs" / "r", "onestage")["global_step"] == 3
