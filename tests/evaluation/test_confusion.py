@@ -38,10 +38,10 @@ def test_table_counts() -> None:
     cm = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]])
     table = C.confusion_table(cm, ["happy", "sad", "neutral"], title="fold 1")
     text = _render(table)
-    for s in ("fold 1", "true \\ pred", "happ", "sad", "neut", "neutral", "counts"):
-        assert s in text
-    rows = [line for line in text.splitlines() if line.strip().lstrip("│┃ ").startswith("happy")]
-    assert rows and [t for t in rows[0].replace("│", " ").split()] == ["happy", "5", "1", "0", "6"]
+    for s in ("fold 1", "true \\ pred", "1 happy", "2 sad", "3 neutral", "counts"):
+        assert s in " ".join(text.split())
+    rows = [line for line in text.splitlines() if line.strip().startswith("happy")]
+    assert rows and rows[0].split() == ["happy", "5", "1", "0", "6"]
     # The diagonal is highlighted, the rest is not.
     columns = table.columns
     assert [list(columns[j + 1].cells)[j].style for j in range(3)] == ["bold green"] * 3
@@ -51,7 +51,7 @@ def test_table_counts() -> None:
 def test_table_row_normalised_percentages() -> None:
     cm = np.array([[3, 1, 0], [1, 1, 0], [0, 0, 0]])
     text = _render(C.confusion_table(cm, ["a", "b", "neutral"], normalise=True))
-    assert "75.0" in text and "25.0" in text and "50.0" in text and "row %" in text
+    assert " 75 " in text and " 25 " in text and " 50 " in text and "row %, rounded" in " ".join(text.split())
     neutral = [line for line in text.splitlines() if "neutral" in line and "-" in line]
     assert neutral  # a row with no true clip shows "-", not 0 % or NaN
     assert "nan" not in text.lower()
@@ -61,6 +61,51 @@ def test_table_for_eleven_classes_fits_200_columns() -> None:
     text = _render(C.confusion_table(_mafw_cm(), MAFW_CLASSES, normalise=True))
     assert max(len(line) for line in text.splitlines()) <= 200
     assert all(name in text for name in MAFW_CLASSES)
+
+
+def test_eleven_classes_readable_at_80_columns() -> None:
+    """No class name or number is cut at 80 columns (rich shortened them to 'an…', '10…')."""
+    cm = _mafw_cm()
+    cm[0] = 0
+    cm[0, 0] = 100  # a 100 % cell, the widest number
+    console = Console(record=True, width=80)
+    console.print(C.confusion_table(cm, MAFW_CLASSES, normalise=True, title="confusion (V+A+T, row %)"))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert all(f"{i + 1} {name}" in " ".join(text.split()) for i, name in enumerate(MAFW_CLASSES))
+    assert text.splitlines()[4].split()[-2:] == ["0", "100"]
+
+
+def test_empty_row_says_why() -> None:
+    """A class whose clips all lack the subset's input is starred, not shown as absent from the split."""
+    cm = np.array([[3, 1, 0], [1, 1, 0], [0, 0, 0]])
+    text = " ".join(_render(C.confusion_table(cm, ["a", "b", "c"], normalise=True, left_out=[0, 0, 2])).split())
+    assert "0*" in text and "lacks this subset's modalities" in text
+    text = " ".join(_render(C.confusion_table(cm, ["a", "b", "c"], normalise=True, left_out=[0, 0, 0])).split())
+    assert "0*" not in text and "lacks" not in text
+    assert C.empty_row_note(2) == "all 2 left out: no input" and C.empty_row_note(0) == "no test clip"
+
+
+def test_png_colour_bar_in_percent_and_empty_row_note(tmp_path, monkeypatch) -> None:
+    from matplotlib.figure import Figure
+
+    seen = {}
+    real_colorbar, real_text = Figure.colorbar, None
+
+    def colorbar(self, mappable, *a, **k):
+        seen["label"], seen["clim"] = k.get("label"), mappable.get_clim()
+        return real_colorbar(self, mappable, *a, **k)
+
+    monkeypatch.setattr(Figure, "colorbar", colorbar)
+    texts = []
+    import matplotlib.axes
+
+    real_text = matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", lambda self, x, y, s, *a, **k: texts.append(s) or real_text(self, x, y, s, *a, **k))
+    cm = np.array([[3, 1, 0], [1, 1, 0], [0, 0, 0]])
+    C.plot_confusion(cm, ["a", "b", "c"], tmp_path / "cm.png", "t", True, left_out=[0, 0, 2])
+    assert seen["clim"] == (0.0, 100.0) and "%" in seen["label"]  # the printed numbers are percent
+    assert "75.0" in texts and "all 2 left out: no input" in texts
 
 
 @pytest.mark.parametrize("normalise", [False, True])

@@ -65,6 +65,14 @@ def test_every_subset_written_and_consistent(run_all_folds, capsys):
     assert "UAR w/o neutral (authors' rule)" in out and "strict rule: neutral clips are left out" in out
     summary = json.loads((run_all_folds / "eval-test.json").read_text())
     assert summary["folds"] == [1, 2, 3, 4, 5] and len(summary["subsets"]) == 7
+    # Each number says what it is: mean, sample std, the per-fold values and each fold's n.
+    row = summary["subsets"][0]
+    assert row["fold_ids"] == [1, 2, 3, 4, 5] and len(row["n"]) == 5 and "fractions" in summary["units"]
+    assert row["uar"]["mean"] == pytest.approx(np.mean(row["uar"]["per_fold"]))
+    assert row["uar"]["std"] == pytest.approx(np.std(row["uar"]["per_fold"], ddof=1))
+    assert summary["checkpoint"] == "best"
+    assert all(p["label_name"] == classes[int(p["label"])] for p in preds)  # predictions.csv has class names
+    assert all(p["pred_V+A+T_name"] == classes[int(p["pred_V+A+T"])] for p in preds)
     with np.load(res_dir / "features.npz") as f:
         assert f["inputs"].shape[0] == f["fused"].shape[0] == results["n_clips"]
 

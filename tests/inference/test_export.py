@@ -84,16 +84,17 @@ def test_card_table_equals_eval_test_json(exported, evaluated_run):
     rows = parse_card_table(card)
     assert [r["subset"] for r in rows] == [s["name"] for s in summary["subsets"]]
     for row, s in zip(rows, summary["subsets"]):
-        assert row["UAR %"] == f"{100 * s['uar'][0]:.2f}" and row["WAR %"] == f"{100 * s['war'][0]:.2f}"
+        assert row["UAR %"] == f"{100 * s['uar']['mean']:.2f}" and row["WAR %"] == f"{100 * s['war']['mean']:.2f}"
         assert row["UAR % w/o neutral (authors' rule)"] == percent(s["uar_without_neutral_authors"])
-        assert "±" not in row["UAR %"]  # one fold: no std shown
+        assert "±" not in row["UAR %"] and s["uar"]["std"] is None  # one fold: no std, not 0.0
+        assert s["uar"]["per_fold"] == [s["uar"]["mean"]] and len(s["n"]) == 1
     fm = front_matter(card)
     assert fm["library_name"] == "umbenet" and fm["datasets"] == ["mafw"]
     assert {"uar", "war"} <= set(fm["metrics"]) and "emotion-recognition" in fm["tags"]
     metrics = fm["model-index"][0]["results"][0]["metrics"]
     by_name = {m["name"]: m["value"] for m in metrics}
     for s in summary["subsets"]:
-        assert by_name[f"UAR ({s['name']})"] == round(100 * s["uar"][0], 2)
+        assert by_name[f"UAR ({s['name']})"] == round(100 * s["uar"]["mean"], 2)
 
 
 def test_export_refuses_to_overwrite(evaluated_run, exported, tmp_path, capsys):

@@ -66,3 +66,22 @@ def test_reporting_imports_neither_torch_nor_typer():
             "print('torch' in sys.modules, 'typer' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_one_epoch_curves_have_whole_epoch_axes(tmp_path, monkeypatch):
+    """With one epoch, the x axis shows epoch 1, not matplotlib's 0.945-1.050."""
+    import json
+    from types import SimpleNamespace
+
+    from umbenet_cli.reporting import figures
+
+    stage = tmp_path / "fold1" / "onestage"
+    stage.mkdir(parents=True)
+    (stage / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train": {"total": 1.2}, "val": {"uar": 0.1}}) + "\n")
+    fe = SimpleNamespace(fold=1)
+    exp = SimpleNamespace(name="r", folds=[fe], stage_dirs=lambda f: [stage])
+    got = {}
+    monkeypatch.setattr(figures, "save", lambda fig, path: got.setdefault("fig", fig) and path)
+    figures.curves_figure(exp, tmp_path / "curves.png")
+    for ax in got["fig"].axes:
+        assert list(ax.get_xticks()) == [1] and ax.get_xlim() == (0.5, 1.5)

@@ -53,43 +53,58 @@ def abbreviate(classes: Sequence[str], width: int = 4) -> list[str]:
     return names
 
 
+def empty_row_note(n_left_out: int) -> str:
+    """What a row without clips means: none in the split, or all left out for lacking the input."""
+    return f"all {n_left_out} left out: no input" if n_left_out else "no test clip"
+
+
 def confusion_table(
-    cm: Any, classes: Sequence[str], normalise: bool = False, title: str | None = None
+    cm: Any, classes: Sequence[str], normalise: bool = False, title: str | None = None,
+    left_out: Sequence[int] | None = None,
 ) -> Table:
-    """A rich Table of ``cm`` [C, C]: full class names down the side, abbreviated ones across the
-    top, the diagonal in bold green, a last column with each class's clip count. With
-    ``normalise`` cells are row percentages (the diagonal is per-class recall)."""
+    """A rich Table of ``cm`` [C, C] that stays readable at 80 columns: class names down the side
+    in class order, numbered columns in the same order (the caption is the legend), the diagonal in bold green, a last column with
+    each class's clip count. With ``normalise`` cells are whole row percentages (the diagonal is
+    per-class recall; the CSV and PNG hold the exact values). ``left_out`` [C]: clips of each class
+    left out of this subset for having none of its modalities, so an empty row says why."""
+    from rich import box
+
     m = _checked(cm, classes)
     frac = row_fractions(m)
-    what = "row %" if normalise else "counts"
-    table = Table(
-        title=title, caption=f"rows: true class, columns: predicted class ({what})",
-        header_style="bold",
-    )
-    table.add_column("true \\ pred", style="bold")
-    for short in abbreviate(classes):
-        table.add_column(short, justify="right")
-    table.add_column("n", justify="right", style="dim")
+    what = "row %, rounded" if normalise else "counts"
+    legend = ", ".join(f"{j + 1} {name}" for j, name in enumerate(classes))
+    starred = [i for i in range(len(classes)) if left_out is not None and not m[i].sum() and left_out[i]]
+    note = (" *: every clip of the class lacks this subset's modalities (left out), not absent from the split."
+            if starred else "")
+    table = Table(title=title, caption=f"rows: true class, columns: predicted class ({what}): {legend}.{note}",
+                  header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table.add_column("true \\ pred", style="bold", no_wrap=True)
+    for j in range(len(classes)):
+        table.add_column(str(j + 1), justify="right", no_wrap=True)
+    table.add_column("n", justify="right", style="dim", no_wrap=True)
     for i, name in enumerate(classes):
         cells: list[Text] = []
         for j in range(m.shape[1]):
             if normalise:
-                s = "-" if np.isnan(frac[i, j]) else f"{100 * frac[i, j]:.1f}"
+                s = "-" if np.isnan(frac[i, j]) else f"{100 * frac[i, j]:.0f}"
             else:
                 s = str(m[i, j])
             style = "bold green" if i == j else ("dim" if m[i, j] == 0 else "")
             cells.append(Text(s, style=style))
-        table.add_row(str(name), *cells, str(int(m[i].sum())))
+        table.add_row(str(name), *cells, f"{int(m[i].sum())}{'*' if i in starred else ''}")
     return table
 
 
 def plot_confusion(
-    cm: Any, classes: Sequence[str], path: str | Path, title: str = "", normalise: bool = False
+    cm: Any, classes: Sequence[str], path: str | Path, title: str = "", normalise: bool = False,
+    left_out: Sequence[int] | None = None,
 ) -> Path:
     """Write ``cm`` [C, C] as a PNG at ``path`` (parent folders created) and return the path.
 
-    Cell colour is always the row fraction (comparable across imbalanced classes); the cell text
-    is the count, or the row percentage with ``normalise``.
+    Cell colour is always the row percentage (comparable across imbalanced classes; the colour bar
+    is in percent, like the printed numbers); the cell text is the count, or the row percentage
+    with ``normalise``. A row without clips says why: "no test clip", or, with ``left_out`` [C],
+    that its clips were left out for lacking the subset's input.
     """
     m = _checked(cm, classes)
     frac = row_fractions(m)
@@ -98,10 +113,15 @@ def plot_confusion(
     fig = Figure(figsize=(side + 1.0, side), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    image = ax.imshow(np.ma.masked_invalid(frac), cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    image = ax.imshow(np.ma.masked_invalid(100 * frac), cmap="Blues", vmin=0.0, vmax=100.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of the true class's clips (row %)")
     fontsize = 9 if c <= 8 else 8
     for i in range(c):
+        if not m[i].sum():
+            k = int(left_out[i]) if left_out is not None else 0
+            ax.text((c - 1) / 2, i, empty_row_note(k), ha="center", va="center", fontsize=fontsize,
+                    color="dimgray", style="italic")
+            continue
         for j in range(c):
             if np.isnan(frac[i, j]):
                 continue

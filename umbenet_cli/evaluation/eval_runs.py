@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from umbenet_cli.evaluation.evaluate import EvalError, evaluate_stage, find_stages, fold_summary
+from umbenet_cli.evaluation.evaluate import SUMMARY_UNITS, EvalError, evaluate_stage, find_stages, fold_summary
 from umbenet_cli.evaluation.metrics import RULE_LABELS, RULES, UAR_RULE, WITHOUT_NEUTRAL_RULES, pct
 
 
@@ -47,7 +47,7 @@ def summary_table(name: str, summary: list[dict], ten: bool, stages: list[str] |
     for title, _ in cols:
         table.add_column(title, justify="right")
     for row in summary:
-        table.add_row(row["name"], *(pct(*row[k]) if row[k] else "n/a" for _, k in cols))
+        table.add_row(row["name"], *(pct(row[k]["mean"], row[k]["std"]) if row[k] else "n/a" for _, k in cols))
     return table
 
 
@@ -99,7 +99,8 @@ def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = 
             console.print(subset_table(r))
             main = max(r["subsets"], key=lambda e: len(e["modalities"]))
             console.print(confusion_table(np.array(main["confusion"]), r["classes"], normalise=True,
-                                          title=f"confusion ({main['name']}, row %)"))
+                                          title=f"confusion ({main['name']}, {checkpoint} checkpoint, row %)",
+                                          left_out=main.get("n_without_input_per_class")))
             console.print(f"written: {r['out_dir']}", highlight=False)
         for line in rules_text(results[0]):
             console.print(f"[dim]{line}[/]", highlight=False)
@@ -107,7 +108,7 @@ def evaluate_runs(runs: list[str], split: str = "test", drop: tuple[str, ...] = 
                    "excluded_classes": results[0]["excluded_classes"], "rules": results[0]["rules"],
                    "folds": [r["fold"] for r in results], "stages": [r["stage"] for r in results],
                    "stage_notes": [r["stage_note"] for r in results if r["stage_note"]],
-                   "subsets": fold_summary(results)}
+                   "units": SUMMARY_UNITS, "checkpoint": checkpoint, "subsets": fold_summary(results)}
         tag = split + ("-drop-" + "-".join(drop) if drop else "")
         Path(run, f"eval-{tag}.json").write_text(json.dumps(summary, indent=2))
         if len(results) > 1:

@@ -234,8 +234,11 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
         if neutral is not None:
             write_confusion_csv(delete_class(cm, neutral), [c for c in classes if c != "neutral"],
                                 out_dir / f"confusion_{name}_without_neutral.csv")
-        plot_confusion(cm, classes, out_dir / f"confusion_{name}.png", title=f"{_title(ref)} {name}", normalise=False)
-        plot_confusion(cm, classes, out_dir / f"confusion_{name}_norm.png", title=f"{_title(ref)} {name}", normalise=True)
+        left_out = np.bincount(labels[~keep], minlength=len(classes))  # per class: clips without the input
+        entry["n_without_input_per_class"] = left_out.tolist()
+        fig_title = f"{_title(ref)} {checkpoint} checkpoint, {name}"
+        plot_confusion(cm, classes, out_dir / f"confusion_{name}.png", title=fig_title, normalise=False, left_out=left_out)
+        plot_confusion(cm, classes, out_dir / f"confusion_{name}_norm.png", title=fig_title, normalise=True, left_out=left_out)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     _write_tables(out_dir, results, table, rows, got, subsets)
     results["out_dir"] = str(out_dir)
@@ -284,9 +287,12 @@ def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.nd
     with open(out_dir / "predictions.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         names = [subset_name(s) for s in subsets]
-        w.writerow(["clip_id", "label", *(f"pred_{n}" for n in names)])
-        for i, r in enumerate(rows):
-            w.writerow([table.clip_ids[r], int(table.labels[r]), *(int(got["preds"][s][i]) for s in subsets)])
+        classes = results["classes"]
+        w.writerow(["clip_id", "label", "label_name", *(c for n in names for c in (f"pred_{n}", f"pred_{n}_name"))])
+        for i, r in enumerate(rows):  # a clip with none of a subset's modalities: -1 and no name
+            preds = [int(got["preds"][s][i]) for s in subsets]
+            w.writerow([table.clip_ids[r], int(table.labels[r]), classes[int(table.labels[r])],
+                        *(c for p in preds for c in (p, classes[p] if p >= 0 else ""))])
     np.savez_compressed(out_dir / "features.npz", labels=table.labels[rows].astype(np.int64),
                         inputs=got["inputs"], fused=got["fused"])
 
@@ -301,15 +307,27 @@ def _pick(entry: dict, key: str) -> float | None:
     return (entry.get(f"without_neutral_{rest}") or {}).get(k)
 
 
+SUMMARY_UNITS = ("fractions of 1 in every file (UAR/WAR 0.4567 = 45.67%); the terminal, the report and "
+                 "the model card print them as percent with 2 decimals")
+
+
 def fold_summary(results: list[dict]) -> list[dict]:
-    """Mean and sample std across folds, per subset: all classes and, where defined, without
-    neutral under each rule (keys ``SUMMARY_KEYS``; None where no fold has the score)."""
+    """Per subset, across folds: for each score of ``SUMMARY_KEYS`` (all classes and, where
+    defined, without neutral under each rule) ``{"mean", "std", "per_fold"}`` (std: the sample std,
+    None for one fold; None for the whole score where no fold has it), with the folds and each
+    fold's clip count ``n`` (clips scored under the subset)."""
     out = []
     for name in [e["name"] for e in results[0]["subsets"]]:
         rows = [next(e for e in r["subsets"] if e["name"] == name) for r in results]
-        row = {"name": name, "folds": len(rows)}
+        row = {"name": name, "folds": len(rows), "fold_ids": [r["fold"] for r in results],
+               "n": [e["n"] for e in rows]}
         for key in SUMMARY_KEYS:
-            vals = [_pick(e, key) for e in rows if _pick(e, key) is not None]
-            row[key] = mean_std(vals) if vals else None
+            vals = [_pick(e, key) for e in rows]
+            got = [v for v in vals if v is not None]
+            if not got:
+                row[key] = None
+                continue
+            mean, std = mean_std(got)
+            row[key] = {"mean": mean, "std": std if len(got) > 1 else None, "per_fold": vals}
         out.append(row)
     return out

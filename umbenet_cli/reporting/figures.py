@@ -83,8 +83,12 @@ def curves_figure(exp: Experiment, path: Path) -> Path | None:
             axes[1, col].plot(epochs, [100 * m["val"]["uar"] for m in lines], marker="o", ms=3, label=label)
         axes[0, col].set_title(f"{stage}: training loss")
         axes[1, col].set_title(f"{stage}: validation UAR (%)")
+        seen = sorted({m["epoch"] for _, lines in stages[stage] for m in lines})
         for row in (0, 1):
             axes[row, col].xaxis.set_major_locator(MaxNLocator(integer=True))
+            if len(seen) < 3:  # one or two epochs: whole-epoch ticks, not matplotlib's 0.945-1.050
+                axes[row, col].set_xticks(seen)
+                axes[row, col].set_xlim(seen[0] - 0.5, seen[-1] + 0.5)
             axes[row, col].set_xlabel("epoch")
             axes[row, col].grid(alpha=0.3)
         axes[0, col].legend(fontsize=7)

@@ -264,8 +264,8 @@ class StageTrainer:
         if st.stop_reason is None:
             st.stop_reason = stop_reason(lr, train["acc"], cfg)
         self._save("last")
-        msg = (f"{self.stage} epoch {line['epoch']}: train loss {train['total']:.4f} UAR {train['uar']:.3f} "
-               f"WAR {train['war']:.3f} | val loss {val['loss']:.4f} UAR {val['uar']:.3f} WAR {val['war']:.3f} "
+        msg = (f"{self.stage} epoch {line['epoch']}: train loss {train['total']:.4f} UAR {100 * train['uar']:.2f}% "
+               f"WAR {100 * train['war']:.2f}% | val loss {val['loss']:.4f} UAR {100 * val['uar']:.2f}% WAR {100 * val['war']:.2f}% "
                f"| lr {lr:.2e} | {line['steps_per_s']:.1f} steps/s, {line['clips_per_s']:.0f} clips/s")
         log.info(msg)
         if self.console is not None and info.main:

@@ -206,10 +206,12 @@ def warn_val_share(splits: Splits, table: FeatureTable, asked: float, console: C
 
 
 def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
-    table = Table(title=f"training summary: {opts.run_dir}")
-    for col in ("fold", "stage", "epochs", "steps", "best epoch", "val UAR", "val WAR", "prompts carried / fresh",
-                "stopped because", "time"):
-        table.add_column(col)
+    # Readable at 80 columns: short headers, and why each stage stopped under the table, not in a column.
+    stops = [f"{r['fold'] if r['fold'] is not None else '-'} {r['stage']}: {r['stop_reason'] or '-'}" for r in results]
+    table = Table(title=f"training summary: {opts.run_dir}",
+                  caption="val UAR/WAR: % at the best epoch. stopped: " + "; ".join(stops))
+    for col in ("fold", "stage", "epochs", "steps", "best", "val UAR", "val WAR", "prompts kept/new", "time"):
+        table.add_column(col, no_wrap=col not in ("prompts kept/new",))
     for r in results:
         init_file = opts.split_dir(r["fold"]) / r["stage"] / "init.json"
         carried = "-"
@@ -221,6 +223,6 @@ def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
                 carried = f"{len(init.get('prompts_carried', []))} / ?"
         table.add_row(str(r["fold"] if r["fold"] is not None else "-"), r["stage"], str(r["epochs"]),
                       str(r["global_step"]), str(r["best_epoch"]), f"{100 * r['best_val_uar']:.2f}",
-                      f"{100 * r['best_val_war']:.2f}", carried, r["stop_reason"] or "",
+                      f"{100 * r['best_val_war']:.2f}", carried,
                       "reused" if r.get("reused") else f"{r.get('seconds', 0):.0f} s")
     return table
