@@ -92,6 +92,9 @@ def test_clip_with_audio(run_dir, whisper_pt, videos, classes, tmp_path, capsys)
     assert data["checkpoint"].endswith("fold1/onestage/checkpoints/best") and data["classes"] == classes
     out = capsys.readouterr().out
     assert "00001.mp4" in out and v["predicted"] in out and "prompts" in out
+    top = v["probabilities"][v["predicted"]]  # one unit: the title and the column both in percent
+    assert f"({100 * top:.1f}%)" in out and "probability %" in out
+    assert all(f"{100 * p:.1f}" in out for p in v["probabilities"].values())
 
 
 def test_clip_without_audio_track(run_dir, whisper_pt, videos, classes, tmp_path):

@@ -89,3 +89,22 @@ def test_every_number_of_the_note():
     assert one("dfew", "UMBEnet", "V", 7) == (float(t1[0]), float(t1[1]))
     assert one("dfew", "UMBEnet", "V+A", 7) == (float(t1[2]), float(t1[3]))
     assert one("ferv39k", "UMBEnet", "V", 7) == (float(t1[4]), float(t1[5]))
+
+
+@pytest.mark.skipif(not NOTE.is_file(), reason="the project's notes are not here")
+def test_newer_anchors_of_the_note():
+    """The note's newer audio-visual and video anchors, each with its source, and the split caveat."""
+    from umbenet_cli.reporting.published import NOTES
+
+    text = " ".join(NOTE.read_text().split("Newer anchors")[1].split("\n## ")[0].split())
+    expect = {("MMA-DFER", "V+A"): r"MMA-DFER .*?MAFW (\d+\.\d+)/(\d+\.\d+).*?DFEW (\d+\.\d+)/(\d+\.\d+)",
+              ("S4D/UniLearn", "V"): r"S4D/UniLearn .*?MAFW (\d+\.\d+)/(\d+\.\d+), DFEW (\d+\.\d+)/(\d+\.\d+)",
+              ("FineCLIPER", "V"): r"FineCLIPER .*?MAFW (\d+\.\d+)/(\d+\.\d+), DFEW (\d+\.\d+)/(\d+\.\d+)",
+              ("GM-GReFEL", "V"): r"GM-GReFEL .*?MAFW (\d+\.\d+)/(\d+\.\d+), DFEW (\d+\.\d+)/(\d+\.\d+)"}
+    for (method, subset), pattern in expect.items():
+        u11, w11, u7, w7 = map(float, re.search(pattern, text).groups())
+        assert one("mafw", method, subset, 11) == (u11, w11)
+        assert one("dfew", method, subset, 7) == (u7, w7)
+    assert any("same split" in n and "5-fold" in n for n in NOTES)
+    assert any("HumanOmni" in n and "52.94" in n for n in NOTES)
+    assert not [p for p in PUBLISHED if p.method == "HumanOmni"]

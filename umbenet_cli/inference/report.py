@@ -41,14 +41,15 @@ def video_report(p: VideoPrediction, top: int) -> Group:
         for m in MODALITIES:
             info.add_row(m, _modality_cell(p, m))
         return Group(info)
+    # One unit in the terminal: percent with one decimal (the JSON keeps probabilities in [0, 1]).
     table = Table(title=f"{name}: {p.predicted} ({p.probabilities[p.predicted]:.1%})", title_justify="left")
     table.add_column("emotion")
-    table.add_column("probability", justify="right")
+    table.add_column("probability %", justify="right")
     table.add_column("", width=BAR_WIDTH)
     best = {c for c, _ in p.top(top)}
     for c, v in p.top(len(p.probabilities)):
         style = "bold green" if c == p.predicted else ("bold" if c in best else "dim")
-        table.add_row(Text(c, style=style), Text(f"{v:.3f}", style=style),
+        table.add_row(Text(c, style=style), Text(f"{100 * v:.1f}", style=style),
                       Text("█" * round(v * BAR_WIDTH), style="green" if c in best else "dim"))
     for m in MODALITIES:
         info.add_row(m, _modality_cell(p, m))
@@ -70,7 +71,7 @@ def folder_table(predictions: list[VideoPrediction], top: int) -> Table:
     were missing, the transcript (shortened; the JSON has it whole) and the selected prompts."""
     table = Table(title=f"{len(predictions)} videos", title_justify="left", show_lines=True)
     table.add_column("video", no_wrap=True)
-    table.add_column(f"top {top}", no_wrap=True)
+    table.add_column(f"top {top} (%)", no_wrap=True)
     table.add_column("used")
     table.add_column("missing")
     table.add_column("transcript")
@@ -79,7 +80,7 @@ def folder_table(predictions: list[VideoPrediction], top: int) -> Table:
         if p.ok:
             ranked = Text()
             for i, (c, v) in enumerate(p.top(top)):
-                ranked.append(("\n" if i else "") + f"{c} {v:.3f}", style="bold green" if i == 0 else "")
+                ranked.append(("\n" if i else "") + f"{c} {100 * v:.1f}", style="bold green" if i == 0 else "")
         else:
             ranked = Text("error", style="bold red")
         used = Text(", ".join(m for m in MODALITIES if p.present.get(m)) or "-", style="green")

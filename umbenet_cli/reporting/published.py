@@ -57,6 +57,7 @@ _T3 = "UMBEnet paper, Table 3"
 _T23 = "UMBEnet paper, Tables 2-3"
 _T1 = "UMBEnet paper, Table 1"
 _T2 = "UMBEnet paper, Table 2"
+_MMA = "MMA-DFER (CVPRW 2024, audio-visual), its repo README"
 
 
 def _umbenet_table3() -> list[Published]:
@@ -93,6 +94,16 @@ PUBLISHED: tuple[Published, ...] = (
     Published("mafw", "T-ESFL", "V", 11, 33.28, 48.18, "MAFW paper"),
     Published("mafw", "T-ESFL", "V+A", 11, 33.35, 48.70, "MAFW paper"),
     Published("mafw", "T-ESFL", "V+A+T", 11, 31.00, 50.29, "MAFW paper"),
+    # Newer anchors (datasets.md, "Newer anchors"); sources print slightly different numbers, the
+    # one used is named. Their papers report the datasets' own 5-fold protocols.
+    Published("mafw", "MMA-DFER", "V+A", 11, 44.11, 58.52, _MMA),
+    Published("dfew", "MMA-DFER", "V+A", 7, 66.01, 77.51, _MMA),
+    Published("mafw", "S4D/UniLearn", "V", 11, 43.72, 58.44, "S4D/UniLearn (video, ViT-B/16)"),
+    Published("dfew", "S4D/UniLearn", "V", 7, 66.80, 76.68, "S4D/UniLearn (video, ViT-B/16)"),
+    Published("mafw", "FineCLIPER", "V", 11, 45.01, 56.91, "FineCLIPER (ACM MM 2024)"),
+    Published("dfew", "FineCLIPER", "V", 7, 65.98, 76.21, "FineCLIPER (ACM MM 2024)"),
+    Published("mafw", "GM-GReFEL", "V", 11, 45.56, 62.27, "GM-GReFEL (TIP 2026, video)"),
+    Published("dfew", "GM-GReFEL", "V", 7, 67.18, 76.70, "GM-GReFEL (TIP 2026, video)"),
 )
 
 TABLE4: tuple[PoolAblation, ...] = (
@@ -118,6 +129,12 @@ NOTES: tuple[str, ...] = (
     "numbers used here give 33.28 / 48.18 for V and 31.00 / 50.29 for V+A+T.",
     "Table 4's pool rows are taken as 2-stage training (its 64/32/5 row equals the 2-stage row of "
     "the training-strategy ablation and Table 3's V+A+T).",
+    "Newer anchors (MMA-DFER, S4D/UniLearn, FineCLIPER, GM-GReFEL) are set beside ours as their sources "
+    "print them; sources differ slightly (MMA-DFER: 44.11 / 58.52 in its repo README, 44.25 / 58.45 in "
+    "other tables), so cite the one you use. A score is comparable only on the same split: the "
+    "datasets' 5-fold protocols (MAFW, DFEW), not a single fold or a split of one's own.",
+    "Not set beside ours: HumanOmni (a 7B multimodal LLM) reports MAFW 52.94 / 68.40 on a split its own "
+    "issue tracker questions; it is not a 5-fold number.",
 )
 
 DATASETS: frozenset[str] = frozenset(p.dataset for p in PUBLISHED)
