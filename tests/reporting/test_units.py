@@ -85,3 +85,37 @@ def test_one_epoch_curves_have_whole_epoch_axes(tmp_path, monkeypatch):
     figures.curves_figure(exp, tmp_path / "curves.png")
     for ax in got["fig"].axes:
         assert list(ax.get_xticks()) == [1] and ax.get_xlim() == (0.5, 1.5)
+
+
+def test_pool_figures_show_one_checkpoint_and_say_which(tmp_path, monkeypatch):
+    """The usage heat map and the keys figure use the same (best) checkpoint's counts, not the
+    last epoch's, and their titles name it."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from umbenet_cli.reporting import pool_figures as P
+
+    stage = tmp_path / "fold1" / "stage1"
+    rng = np.random.default_rng(0)
+    best = np.zeros((8, 4), np.int64)
+    best[1] = [5, 0, 0, 0]
+    last = np.zeros((8, 4), np.int64)
+    last[1] = [5, 9, 9, 9]
+    for which, counts in (("best", best), ("last", last)):
+        (stage / "checkpoints" / which).mkdir(parents=True)
+        save_file({"pool.keys": rng.standard_normal((4, 6)).astype(np.float32), "pool.counts": counts},
+                  str(stage / "checkpoints" / which / "model.safetensors"))
+    (stage / "metrics.jsonl").write_text(json.dumps({"epoch": 2, "pool_counts": last.tolist()}) + "\n")
+    exp = SimpleNamespace(name="r", folds=[SimpleNamespace(fold=1)], stage_dirs=lambda f: [stage])
+    figs = []
+    monkeypatch.setattr(P, "save", lambda fig, path: figs.append(fig) or path)
+    P.usage_figure(exp, tmp_path / "u.png")
+    P.keys_figure(exp, tmp_path / "k.png")
+    usage, keys = figs
+    heat = usage.axes[0].images[0].get_array()
+    assert np.array_equal(np.asarray(heat).sum(0), best.sum(0))  # not the last epoch's 5, 9, 9, 9
+    assert "best checkpoint" in usage.axes[0].get_title() and "best checkpoint" in keys.axes[0].get_title()
+    assert "1 of 4 prompts used" in keys.axes[0].get_title()

@@ -59,7 +59,9 @@ def confusion_figure(exp: Experiment, path: Path) -> Path | None:
     if not cms:
         return None
     folds = f"{len(cms)} folds summed" if len(cms) > 1 else "1 fold"
-    return plot_confusion(np.sum(cms, axis=0), exp.classes, path, title=f"{exp.name}: {name}, {folds}", normalise=True)
+    which = sorted({Path(str(fe.results.get("checkpoint", "?"))).name for fe in exp.folds if fe.subset(name)})
+    return plot_confusion(np.sum(cms, axis=0), exp.classes, path, normalise=True,
+                          title=f"{exp.name}: {name}, {folds}, {'/'.join(which)} checkpoint")
 
 
 def curves_figure(exp: Experiment, path: Path) -> Path | None:

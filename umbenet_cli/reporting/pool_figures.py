@@ -1,10 +1,13 @@
 """Prompt-pool figures: selection counts per prompt and modality subset, and the pool keys in 2-D
 (the paper's Fig. 8), for the first fold of an experiment, one panel per stage.
 
-Counts come from the last metrics.jsonl line of each stage (``pool_counts`` [8, N], row = bit code
-of the modalities presented: video=1, audio=2, text=4). Keys come from the stage's best checkpoint
-(``pool.keys`` [N, E], with its ``pool.counts``); a stage-2 pool holds the prompts carried from
-stage 1 (init.json ``prompts_carried``) in its first slots, in that order.
+Both figures show the same checkpoint, the one ``umbenet eval`` uses (best, else last), and say
+which: its ``pool.counts`` [8, N] (training selections up to that checkpoint; row = bit code of the
+modalities presented: video=1, audio=2, text=4) and its ``pool.keys`` [N, E]. (Before, the usage
+heat map showed the last epoch's counts while the keys were coloured by the best checkpoint's, so
+the two figures could contradict each other.) Without a checkpoint, the usage figure falls back to
+the last metrics.jsonl line and says so. A stage-2 pool holds the prompts carried from stage 1
+(init.json ``prompts_carried``) in its first slots, in that order.
 """
 from __future__ import annotations
 
@@ -36,10 +39,21 @@ def stage_counts(stage_dir: Path) -> np.ndarray | None:
     return np.asarray(lines[-1]["pool_counts"], dtype=np.int64) if lines else None
 
 
+def _usage_counts(stage_dir: Path) -> tuple[str, np.ndarray] | None:
+    """(which checkpoint, counts [8, N]): the checkpoint's, else the last metrics line's."""
+    pool = _checkpoint_pool(stage_dir)
+    if pool is not None:
+        return f"{pool[2]} checkpoint", pool[1]
+    counts = stage_counts(stage_dir)
+    return None if counts is None else ("last epoch, no checkpoint", counts)
+
+
 def usage_figure(exp: Experiment, path: Path) -> Path | None:
-    """Heat map (modality subset x prompt) and total selections per prompt, per stage."""
+    """Heat map (modality subset x prompt) and total selections per prompt, per stage, at the
+    checkpoint the keys figure and the evaluation use."""
     fe = _first_fold(exp)
-    panels = [(d.name, c) for d in exp.stage_dirs(fe) if (c := stage_counts(d)) is not None]
+    panels = [(f"{d.name}, {which}", c) for d in exp.stage_dirs(fe) if (got := _usage_counts(d)) is not None
+              for which, c in [got]]
     if not panels:
         return None
     n = max(c.shape[1] for _, c in panels)
@@ -62,13 +76,15 @@ def usage_figure(exp: Experiment, path: Path) -> Path | None:
     return save(fig, path)
 
 
-def _checkpoint_pool(stage_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def _checkpoint_pool(stage_dir: Path) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """(keys [N, E], counts [8, N], "best"/"last") of the stage's best checkpoint, else its last."""
     for which in ("best", "last"):
         f = stage_dir / "checkpoints" / which / "model.safetensors"
         if f.is_file():
             keys, counts = read_tensor(f, "pool.keys"), read_tensor(f, "pool.counts")
             if keys is not None:
-                return keys.astype(np.float64), (counts if counts is not None else np.zeros((8, len(keys)), np.int64))
+                counts = counts if counts is not None else np.zeros((8, len(keys)), np.int64)
+                return keys.astype(np.float64), counts, which
     return None
 
 
@@ -91,13 +107,13 @@ def keys_figure(exp: Experiment, path: Path) -> Path | None:
     pools = [(d, p) for d in exp.stage_dirs(fe) if (p := _checkpoint_pool(d)) is not None]
     if not pools:
         return None
-    xy_all = pca2(np.concatenate([k for _, (k, _) in pools]))
+    xy_all = pca2(np.concatenate([k for _, (k, _, _) in pools]))
     fig = new_figure(5.2 * len(pools), 4.8)
     axes = fig.subplots(1, len(pools), squeeze=False)[0]
     lo, hi = xy_all.min(0), xy_all.max(0)
     pad = 0.08 * np.maximum(hi - lo, 1e-6)
     start = 0
-    for ax, (stage_dir, (keys, counts)) in zip(axes, pools):
+    for ax, (stage_dir, (keys, counts, which)) in zip(axes, pools):
         xy = xy_all[start:start + len(keys)]
         start += len(keys)
         used = counts.sum(0) > 0
@@ -117,7 +133,7 @@ def keys_figure(exp: Experiment, path: Path) -> Path | None:
             ax.annotate(str(i), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-        ax.set_title(f"{stage_dir.name}: {int(used.sum())} of {len(keys)} prompts used")
+        ax.set_title(f"{stage_dir.name}, {which} checkpoint: {int(used.sum())} of {len(keys)} prompts used")
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
         ax.legend(fontsize=7, loc="best")

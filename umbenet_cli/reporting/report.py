@@ -27,15 +27,18 @@ log = logging.getLogger(__name__)
 
 FIGURES = (  # (section, file prefix, function, caption, what is missing when it draws nothing)
     ("Confusion matrices", "confusion", F.confusion_figure,
-     "row-normalised confusion matrix of the full subset (rows: true class), summed over folds", "no confusion matrix"),
+     "row-normalised confusion matrix (row %) of the full subset (rows: true class), summed over folds, of the "
+     "checkpoint evaluated (named in the title)", "no confusion matrix"),
     ("Training curves", "curves", F.curves_figure,
      "training loss and validation UAR per epoch, per stage and fold (metrics.jsonl)", "no metrics.jsonl"),
     ("Prompt pool: usage", "pool_usage", P.usage_figure,
-     "prompt selections per modality subset and prompt at the end of each stage (last pool_counts)",
+     "prompt selections per modality subset and prompt during training, up to each stage's best checkpoint "
+     "(the one evaluated and drawn in the keys figure; its pool.counts)",
      "no prompt pool (pool.enabled=false) or no metrics"),
     ("Prompt pool: keys (Fig. 8)", "pool_keys", P.keys_figure,
-     "pool keys projected on 2 principal components; colour = subset selecting the prompt most, hollow = unused, "
-     "ring = carried from stage 1", "no pool keys in the checkpoints"),
+     "pool keys of each stage's best checkpoint projected on 2 principal components; colour = subset selecting "
+     "the prompt most (the usage figure's counts), hollow = unused, ring = carried from stage 1",
+     "no pool keys in the checkpoints"),
     ("Features before and after the model (Fig. 6)", "features", F.features_figure,
      "PCA of the mean input frame embedding and of the fused feature, coloured by class", "no features.npz"),
 )
