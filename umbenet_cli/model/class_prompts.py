@@ -84,6 +84,19 @@ def shared_prefix_supported(text_model: nn.Module) -> bool:
         return False
 
 
+def attention_mask(text_model: nn.Module, allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """[L, L] bool (True = may attend) -> the 4-D mask [1, 1, L, L] the tower's attention takes:
+    bool for sdpa (any compute dtype, bf16 autocast included), additive (0 or the dtype's lowest)
+    for eager; None for implementations that take no 4-D mask (they run causal via ``is_causal``)."""
+    impl = getattr(text_model.config, "_attn_implementation", None)
+    if impl == "sdpa":
+        return allowed[None, None]
+    if impl == "eager":
+        zero = torch.zeros((), dtype=dtype, device=allowed.device)
+        return torch.where(allowed, zero, torch.finfo(dtype).min)[None, None]
+    return None
+
+
 class ClassPromptEncoder(nn.Module):
     """Learnable inherent prompts + frozen class tokens -> per-clip class embeddings.
 
@@ -170,10 +183,9 @@ class ClassPromptEncoder(nn.Module):
             self.suffix.unsqueeze(0).expand(B, -1, -1, -1),
         ], dim=2).reshape(B * C, -1, D)
         hidden = text.embeddings(inputs_embeds=seq)
-        from transformers.masking_utils import create_causal_mask
-
-        mask = create_causal_mask(config=text.config, inputs_embeds=hidden, attention_mask=None,
-                                  past_key_values=None)
+        L = hidden.shape[1]
+        causal = torch.ones(L, L, dtype=torch.bool, device=hidden.device).tril()
+        mask = attention_mask(text, causal, hidden.dtype)
         hidden = text.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
         hidden = text.final_layer_norm(hidden)
         pooled = hidden[torch.arange(B * C, device=hidden.device), self.eos_pos.repeat(B)]
@@ -192,6 +204,23 @@ class ClassPromptEncoder(nn.Module):
         mask = torch.cat([top, bottom], 0)
         self._mask_cache = (P, mask)
         return mask
+
+    def forward_encoder(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
+        """The shared-prefix pass through the tower's own encoder: the packed sequence's token
+        embeddings plus explicit position embeddings, then ``text.encoder`` under the 4-D mask of
+        the prefix/suffix rule, the final LayerNorm at each class's [EOS]. Same result."""
+        text = self.backbone[0].text_model
+        proj = self.backbone[0].clip.text_projection
+        ctx = self._context(pool_prompts)
+        B, n_ctx, D = ctx.shape
+        P = 1 + n_ctx
+        seq = torch.cat([self.prefix[:1].expand(B, -1, -1), ctx, self.packed.expand(B, -1, -1)], 1)
+        pos = torch.cat([torch.arange(P, device=ctx.device), P + self.packed_local])
+        hidden = seq + text.embeddings.position_embedding(pos.unsqueeze(0))
+        mask = attention_mask(text, self._shared_mask(P), hidden.dtype)
+        hidden = text.encoder(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+        pooled = text.final_layer_norm(hidden[:, P + self.packed_pool])  # [B, C, D]
+        return F.normalize(proj(pooled), dim=-1)
 
     def forward_shared(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
         """The shared-prefix pass (module docstring): one sequence per clip, same result."""
