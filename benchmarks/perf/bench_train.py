@@ -84,7 +84,7 @@ def setup(config: str, tmp: Path, device: str = "cpu", batch: int | None = None)
 
 
 def bench(config: str, repeats: int, warmup: int, tmp: Path, device: str = "cpu", eval_forward: bool = True,
-          extras: bool = True, batch: int | None = None, tower_encoder: bool = False) -> dict:
+          extras: bool = True, batch: int | None = None) -> dict:
     import torch
 
     from prefix_share import positions
@@ -181,13 +181,9 @@ def bench(config: str, repeats: int, warmup: int, tmp: Path, device: str = "cpu"
         return dt
 
     STEP, PROMPTS, REF = "training step", "class prompts fwd+bwd alone", "class prompts fwd+bwd the plain way"
-    PROMPTS_RE = "class prompts fwd+bwd, shared prefix re-enacted layer by layer (forward_shared)"
-    PROMPTS_ENC = "class prompts fwd+bwd, shared prefix through text.encoder (forward_encoder)"
     STEP_PLAIN, EVAL, EVAL_PLAIN = ("training step, plain class prompts", "eval forward of a batch (no grad)",
                                     "eval forward of a batch, plain class prompts")
     variants = {STEP: step, PROMPTS: prompts(enc.forward), REF: prompts(enc.forward_plain), STEP_PLAIN: plain(step)}
-    if tower_encoder:
-        return compare_tower_encoder(enc, p_prime, step, prompts, interleave, repeats, warmup, cfg)
     B, C = cfg.optim.batch_size, len(cfg.classes)
     pos = positions(enc, B)
     print(f"train {config}: batch {B} x {C} classes, L_p {cfg.pool.length}, N {cfg.pool.size}, k {cfg.pool.top_k}, "
@@ -243,46 +239,6 @@ def bench(config: str, repeats: int, warmup: int, tmp: Path, device: str = "cpu"
     return res
 
 
-def compare_tower_encoder(enc, p_prime, step, prompts, interleave, repeats, warmup, cfg) -> dict:
-    """Issue 11 item 6: the shared-prefix pass re-enacted layer by layer (``forward_shared``)
-    against the same packed sequence through the tower's own ``text.encoder`` under a 4-D mask
-    (``forward_encoder``): exactness of each against the plain pass, and their times (the pass
-    alone, and a whole training step with each), interleaved."""
-    from prefix_share import check_equal
-
-    real = enc.forward_shared
-    exact_re = check_equal(enc, p_prime)
-    enc.forward_shared = enc.forward_encoder  # check_equal compares the plain pass with this
-    try:
-        exact_enc = check_equal(enc, p_prime)
-    finally:
-        enc.forward_shared = real
-
-    def step_with(fn):
-        def run():
-            enc.forward_shared = fn
-            try:
-                return step()
-            finally:
-                enc.forward_shared = real
-        return run
-
-    names = {"re": "class prompts fwd+bwd, re-enacted layers (forward_shared)",
-             "enc": "class prompts fwd+bwd, text.encoder + 4-D mask (forward_encoder)",
-             "step_re": "training step, re-enacted layers", "step_enc": "training step, text.encoder + 4-D mask"}
-    times = interleave({names["re"]: prompts(real), names["enc"]: prompts(enc.forward_encoder),
-                        names["step_re"]: step_with(real), names["step_enc"]: step_with(enc.forward_encoder)},
-                       repeats, warmup=warmup)
-    med = {k: median(times[v]) for k, v in names.items()}
-    print(f"  class prompts: re-enacted {med['re']:.3f} s, text.encoder {med['enc']:.3f} s "
-          f"(x{med['enc'] / med['re']:.3f}); step: {med['step_re']:.3f} s vs {med['step_enc']:.3f} s "
-          f"(x{med['step_enc'] / med['step_re']:.3f})")
-    print(f"  exactness vs plain: re-enacted {exact_re}; text.encoder {exact_enc}")
-    return {"batch": cfg.optim.batch_size, "repeats": repeats, "times": summarize(times), "medians_s": med,
-            "encoder_over_reenacted": {"class_prompts": med["enc"] / med["re"], "step": med["step_enc"] / med["step_re"]},
-            "exactness": {"reenacted": exact_re, "encoder": exact_enc}}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", default="vitb16,tiny")
@@ -294,9 +250,6 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="override the preset's batch size (vitb16)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--no-save", action="store_true", help="print only; leave results.json alone")
-    ap.add_argument("--tower-encoder", action="store_true",
-                    help="also time the shared-prefix pass through the tower's own encoder (forward_encoder) "
-                         "against the layer-by-layer re-enactment (forward_shared)")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -309,11 +262,11 @@ def main() -> None:
             reps = args.tiny_repeats if config == "tiny" else args.repeats
             out[config] = bench(config, reps, max(args.warmup, 2) if config == "tiny" else args.warmup, tmp,
                                 eval_forward=not args.no_eval, extras=not args.no_extras,
-                                batch=args.batch if config != "tiny" else None, tower_encoder=args.tower_encoder)
+                                batch=args.batch if config != "tiny" else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not args.no_save:
-        save_section("train_tower_encoder" if args.tower_encoder else "train", out)
+        save_section("train", out)
 
 
 if __name__ == "__main__":

@@ -119,23 +119,47 @@ def test_shared_under_bf16_autocast(backbone):
 
 
 class _OtherLayer(nn.Module):
-    """An encoder layer of another design (same attribute names, different forward)."""
+    """An encoder layer of another design (same attribute names, a different function)."""
 
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         self.inner = layer
-        self.self_attn, self.layer_norm1, self.layer_norm2, self.mlp = (
-            layer.self_attn, layer.layer_norm1, layer.layer_norm2, layer.mlp)
 
     def forward(self, hidden_states, attention_mask=None, **kwargs):
-        return self.inner(hidden_states, attention_mask, **kwargs) * 0.5  # not re-enacted by the shared pass
+        return self.inner(hidden_states, attention_mask, **kwargs) * 0.5
 
 
-def test_fallback_for_unsupported_tower(backbone):
+def test_shared_pass_runs_the_towers_own_layers(backbone):
+    # The packed sequence goes through text.encoder itself: a tower whose layers compute something
+    # else gets that something else, exactly as its plain pass does (nothing re-enacted here).
     other = copy.deepcopy(backbone)  # the session's backbone stays untouched
     layers = other.text_model.encoder.layers
     for i in range(len(layers)):
         layers[i] = _OtherLayer(layers[i])
+    enc = make_encoder(other)
+    assert enc.shared_prefix
+    p = pool_prompts(other)
+    e_plain, gp_plain, _ = run(enc, enc.forward_plain, p)
+    e_shared, gp_shared, _ = run(enc, enc.forward_shared, p)
+    assert max_diff(e_shared, e_plain) < 1e-6
+    assert max_diff(gp_shared, gp_plain) < 1e-5 * max(1.0, gp_plain.abs().max().item())
+    assert max_diff(e_plain, make_encoder(backbone).forward_plain(p)) > 1e-3  # another function indeed
+
+
+class _OtherEmbeddings(nn.Module):
+    """Embeddings of another design: positions are not added (e.g. a rotary tower)."""
+
+    def __init__(self, emb: nn.Module) -> None:
+        super().__init__()
+        self.token_embedding, self.position_embedding = emb.token_embedding, emb.position_embedding
+
+    def forward(self, input_ids=None, position_ids=None, inputs_embeds=None):
+        return inputs_embeds if inputs_embeds is not None else self.token_embedding(input_ids)
+
+
+def test_fallback_for_unsupported_tower(backbone):
+    other = copy.deepcopy(backbone)
+    other.text_model.embeddings = _OtherEmbeddings(other.text_model.embeddings)
     assert not shared_prefix_supported(other.text_model)
     enc = make_encoder(other)
     assert not enc.shared_prefix
@@ -143,8 +167,31 @@ def test_fallback_for_unsupported_tower(backbone):
     e, gp, gi = run(enc, enc, p)
     e_plain, gp_plain, gi_plain = run(enc, enc.forward_plain, p)
     assert torch.equal(e, e_plain) and torch.equal(gp, gp_plain) and torch.equal(gi, gi_plain)
-    # The shared pass would not have been this tower's function.
+    # The shared pass (which adds learned positions) would not have been this tower's function.
     assert max_diff(enc.forward_shared(p), e_plain) > 1e-3
+
+
+def test_attention_implementations(backbone):
+    # eager takes an additive mask, sdpa a boolean one; both give the plain result. An
+    # implementation without 4-D masks (flash attention) falls back to the plain pass.
+    other = copy.deepcopy(backbone)
+    other.text_model.config._attn_implementation = "eager"
+    enc = make_encoder(other)
+    assert enc.shared_prefix
+    p = pool_prompts(other)
+    e_sdpa = make_encoder(backbone).forward_plain(p)
+    assert max_diff(enc.forward_shared(p), enc.forward_plain(p)) < 1e-6
+    assert max_diff(enc.forward_plain(p), e_sdpa) < 1e-5
+    other.text_model.config._attn_implementation = "flash_attention_2"
+    assert not shared_prefix_supported(other.text_model)
+
+
+def test_no_deprecated_transformers_call(backbone, recwarn):
+    enc = make_encoder(backbone)
+    p = pool_prompts(backbone)
+    enc.forward_plain(p), enc.forward_shared(p)
+    # transformers 5.24 deprecated create_causal_mask(past_key_values=...) (removed in 5.40).
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, (FutureWarning, DeprecationWarning))]
 
 
 @pytest.mark.parametrize("tower", [nn.Linear(2, 2), nn.Module(), None])

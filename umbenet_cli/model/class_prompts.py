@@ -20,12 +20,17 @@ layer, do not depend on the class. ``forward`` therefore runs one sequence per c
 
 the class suffixes packed one after the other (no padding), each at the positions it has in its own
 plain sequence (P, P + 1, ...), under a mask that lets the prefix attend causally to itself and a
-class's tokens attend to the whole prefix and causally to their own class only. Layer by layer it
-is the tower's own computation (its LayerNorms, q/k/v/out projections and MLP), so the result is the
-plain one up to float rounding, for a fraction of the work: with the paper's pool (L_p 64, L_i 4)
-and MAFW's 11 classes, 69 + 36 positions per clip instead of 11 x 74. It relies on the layout of
-Hugging Face's ``CLIPTextModel``; any other tower (checked once, at construction) takes the plain
-path, which stays available as ``forward_plain`` (and ``shared_prefix = False``).
+class's tokens attend to the whole prefix and causally to their own class only. The packed sequence
+goes through the tower's own modules: token embeddings plus the position embedding of each explicit
+position, ``text.encoder`` with that rule as a 4-D additive attention mask, ``final_layer_norm`` at
+each class's [EOS]. So the result is the plain one up to float rounding (tested), for a fraction of
+the work: with the paper's pool (L_p 64, L_i 4) and MAFW's 11 classes, 69 + 36 positions per clip
+instead of 11 x 74. (An earlier version re-enacted the encoder's layers one by one, to skip the
+last layer's non-[EOS] rows; measured in benchmarks/perf/README.md, it was not worth a second copy
+of CLIP's layer in this file.) It needs learned absolute positions added to the token embeddings
+(``CLIPTextEmbeddings``) and an attention implementation that takes a 4-D mask (eager, sdpa);
+any other tower (checked once, at construction) takes the plain path, which stays available as
+``forward_plain`` (and ``shared_prefix = False``).
 """
 from __future__ import annotations
 
@@ -53,33 +58,21 @@ def class_texts(classes: tuple[str, ...], descriptions: bool) -> list[str]:
 
 
 def shared_prefix_supported(text_model: nn.Module) -> bool:
-    """Whether ``text_model`` has the layout of Hugging Face's ``CLIPTextModel`` that the shared-prefix
-    pass re-enacts layer by layer: pre-LN blocks (``layer_norm1`` -> ``self_attn`` with
-    ``q_proj``/``k_proj``/``v_proj``/``out_proj`` -> residual, ``layer_norm2`` -> ``mlp`` -> residual),
-    learned absolute positions added to the token embeddings, a ``final_layer_norm``. Never raises."""
+    """Whether the packed shared-prefix sequence can go through ``text_model`` exactly: Hugging
+    Face's ``CLIPTextEmbeddings`` (learned absolute positions added to the token embeddings, so a
+    token's position can be given explicitly), an ``encoder`` whose attention takes a 4-D additive
+    mask (eager or sdpa; flash attention takes only padding masks), a ``final_layer_norm``. The
+    encoder's layers themselves are run as they are. Never raises."""
     try:
-        from transformers.models.clip.modeling_clip import CLIPAttention, CLIPEncoderLayer, CLIPTextEmbeddings
+        from transformers.models.clip.modeling_clip import CLIPTextEmbeddings
 
         emb = text_model.embeddings
         if type(emb).forward is not CLIPTextEmbeddings.forward:
             return False
         if not (isinstance(emb.token_embedding, nn.Embedding) and isinstance(emb.position_embedding, nn.Embedding)
-                and isinstance(text_model.final_layer_norm, nn.Module)):
+                and isinstance(text_model.final_layer_norm, nn.Module) and isinstance(text_model.encoder, nn.Module)):
             return False
-        layers = list(text_model.encoder.layers)
-        if not layers:
-            return False
-        for layer in layers:
-            att = layer.self_attn
-            # The blocks' own forward (not a subclass that changes it) is what is re-enacted.
-            if type(layer).forward is not CLIPEncoderLayer.forward or type(att).forward is not CLIPAttention.forward:
-                return False
-            for m in (layer.layer_norm1, layer.layer_norm2, layer.mlp, att.q_proj, att.k_proj, att.v_proj, att.out_proj):
-                if not isinstance(m, nn.Module):
-                    return False
-            if att.num_heads * att.head_dim != att.q_proj.out_features or not isinstance(att.scale, float):
-                return False
-        return True
+        return text_model.config._attn_implementation in ("eager", "sdpa")
     except Exception:  # any missing attribute or import: the plain path
         return False
 
@@ -205,10 +198,9 @@ class ClassPromptEncoder(nn.Module):
         self._mask_cache = (P, mask)
         return mask
 
-    def forward_encoder(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
-        """The shared-prefix pass through the tower's own encoder: the packed sequence's token
-        embeddings plus explicit position embeddings, then ``text.encoder`` under the 4-D mask of
-        the prefix/suffix rule, the final LayerNorm at each class's [EOS]. Same result."""
+    def forward_shared(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
+        """The shared-prefix pass (module docstring): one packed sequence per clip through the
+        tower's own encoder under the prefix/suffix mask; the plain pass's result."""
         text = self.backbone[0].text_model
         proj = self.backbone[0].clip.text_projection
         ctx = self._context(pool_prompts)
@@ -222,36 +214,4 @@ class ClassPromptEncoder(nn.Module):
         pooled = text.final_layer_norm(hidden[:, P + self.packed_pool])  # [B, C, D]
         return F.normalize(proj(pooled), dim=-1)
 
-    def forward_shared(self, pool_prompts: torch.Tensor | None) -> torch.Tensor:
-        """The shared-prefix pass (module docstring): one sequence per clip, same result."""
-        text = self.backbone[0].text_model
-        proj = self.backbone[0].clip.text_projection
-        ctx = self._context(pool_prompts)
-        B, n_ctx, D = ctx.shape
-        P = 1 + n_ctx
-        dev = ctx.device
-        # As CLIPTextEmbeddings.forward: token embeddings + the position embedding of each position,
-        # a class's suffix at the positions it has in its own plain sequence.
-        seq = torch.cat([self.prefix[:1].expand(B, -1, -1), ctx, self.packed.expand(B, -1, -1)], 1)
-        pos = torch.cat([torch.arange(P, device=dev), P + self.packed_local])
-        hidden = seq + text.embeddings.position_embedding(pos.unsqueeze(0))
-        mask = self._shared_mask(P)
-        eos = P + self.packed_pool  # [C] rows of the [EOS] tokens
-        layers = list(text.encoder.layers)
-        for i, layer in enumerate(layers):
-            att = layer.self_attn
-            x = layer.layer_norm1(hidden)
-            L = x.shape[1]
-            k, v = (f(x).view(B, L, -1, att.head_dim).transpose(1, 2) for f in (att.k_proj, att.v_proj))
-            rows = mask
-            if i == len(layers) - 1:
-                # Only the [EOS] rows are pooled: the last layer computes nothing else (row-wise
-                # from here on: attention queries, residual, MLP, final LayerNorm).
-                hidden, x, rows = hidden[:, eos], x[:, eos], mask[eos]
-            q = att.q_proj(x).view(B, x.shape[1], -1, att.head_dim).transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=rows, scale=att.scale,
-                                               dropout_p=att.dropout if att.training else 0.0)
-            hidden = hidden + att.out_proj(o.transpose(1, 2).reshape(B, x.shape[1], D))
-            hidden = hidden + layer.mlp(layer.layer_norm2(hidden))
-        pooled = text.final_layer_norm(hidden)  # [B, C, D]
-        return F.normalize(proj(pooled), dim=-1)
+
