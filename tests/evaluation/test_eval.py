@@ -70,7 +70,7 @@ def test_every_subset_written_and_consistent(run_all_folds, capsys):
     assert row["fold_ids"] == [1, 2, 3, 4, 5] and len(row["n"]) == 5 and "fractions" in summary["units"]
     assert row["uar"]["mean"] == pytest.approx(np.mean(row["uar"]["per_fold"]))
     assert row["uar"]["std"] == pytest.approx(np.std(row["uar"]["per_fold"], ddof=1))
-    assert summary["checkpoint"] == "best"
+    assert summary["checkpoint"] == "best" and results["units"] == summary["units"]
     assert all(p["label_name"] == classes[int(p["label"])] for p in preds)  # predictions.csv has class names
     assert all(p["pred_V+A+T_name"] == classes[int(p["pred_V+A+T"])] for p in preds)
     with np.load(res_dir / "features.npz") as f:

@@ -209,7 +209,7 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
              "failed": "clips whose prep status is failed take part in nothing (no split, no subset)"}
     if neutral is not None:
         rules |= {f"without_neutral_{r}": WITHOUT_NEUTRAL_RULES[r] for r in RULES}
-    results = {"run": str(ref.run_dir), "fold": ref.fold, "stage": ref.stage_dir.name, "stage_note": ref.note,
+    results = {"units": SUMMARY_UNITS, "run": str(ref.run_dir), "fold": ref.fold, "stage": ref.stage_dir.name, "stage_note": ref.note,
                "split": split,
                "checkpoint": str(ref.stage_dir / "checkpoints" / checkpoint), "dataset": table.spec.dataset,
                "classes": classes, "excluded_classes": list(opts.exclude_classes),
