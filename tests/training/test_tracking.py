@@ -115,3 +115,14 @@ def test_wandb_offline_writes_local_files(synthetic_cache, tmp_path, monkeypatch
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     info = json.loads((stage / "tracking.json").read_text())
     assert info["logger"] == "wandb" and info["wandb_id"] in runs[0].name
+
+
+def test_only_rank_0_logs(tmp_path):
+    from umbenet_cli.training.tracking import Tracker, open_tracker
+
+    for kind in ("tensorboard", "wandb"):
+        t = open_tracker(kind, tmp_path, main=False)
+        assert type(t) is Tracker
+        t.step(1, {"total": 1.0}, 0.1)
+        t.close()
+    assert not any(tmp_path.iterdir())  # no event file, no tracking.json, no wandb folder
