@@ -115,6 +115,10 @@ def test_wandb_offline_writes_local_files(synthetic_cache, tmp_path, monkeypatch
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     info = json.loads((stage / "tracking.json").read_text())
     assert info["logger"] == "wandb" and info["wandb_id"] in runs[0].name
+    # eval adds its scores to the same W&B run (same id; `wandb sync` resumes it)
+    assert main(["eval", str(tmp_path / "w")]) == 0
+    runs = list((stage / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(info["wandb_id"] in r.name for r in runs)
 
 
 def test_only_rank_0_logs(tmp_path):
