@@ -62,13 +62,12 @@ class PrepOptions:
             problems.append("--batch-clips and --embed-batch must be at least 1")
         if self.on_problem not in ("stop", "skip"):
             problems.append(f"--on-problem {self.on_problem!r}: choose 'stop' or 'skip'")
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
-            problems.append(f"--device {self.device!r}: use cpu, cuda or cuda:N")
-        if self.device.startswith("cuda"):
-            import torch
+        from umbenet_cli.devices import DeviceError, resolve_device
 
-            if not torch.cuda.is_available():
-                problems.append(f"--device {self.device}: no CUDA device is visible here; use --device cpu")
+        try:  # "cuda" becomes "cuda:0": face detection, ASR and CLIP all get an index
+            object.__setattr__(self, "device", str(resolve_device(self.device)))
+        except DeviceError as exc:
+            problems.append(str(exc))
         from pipelines.asr import check_backend, language_problem
 
         problems += [p for p in (check_backend(self.asr_backend), language_problem(self.language)) if p]

@@ -95,9 +95,21 @@ def prep(
         asr_model=asr_model, asr_backend=asr_backend, language=language, face_fallback=face_fallback, scene=scene,
         device=device, workers=workers, torch_threads=torch_threads, batch_clips=batch_clips, shard=parse_shard_option(shard),
         force=force, on_problem=on_problem, stages=("media",) if media_only else ("media", "embed"))
+    _device_note(opts.device)
     summary = run_prep(opts, console)
     if summary.status.get("failed", 0) == summary.clips:
         raise typer.Exit(1)
+
+
+def _device_note(device: str) -> None:
+    """One line on stderr when a GPU sits idle because the command runs on the CPU."""
+    import torch
+
+    from umbenet_cli.devices import cuda_unused_note
+
+    note = cuda_unused_note(torch.device(device))
+    if note:
+        console.print(f"[yellow]{note}[/]", highlight=False)
 
 
 def _default_cache() -> str:
@@ -148,7 +160,7 @@ def train(
     nnodes: Annotated[int, typer.Option(help="Machines taking part.")] = 1,
     node_rank: Annotated[int, typer.Option(help="This machine's rank among --nnodes.")] = 0,
     master_addr: Annotated[str, typer.Option(help="Address of node 0.")] = "127.0.0.1",
-    master_port: Annotated[int, typer.Option(help="Port on node 0.")] = 29511,
+    master_port: Annotated[int, typer.Option(help="Port on node 0 with --nnodes > 1 (one node picks a free port).")] = 29511,
     save_every: Annotated[int, typer.Option(help="Also checkpoint every N steps (0: each epoch).")] = 0,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop each stage after N steps (smoke tests).")] = None,
     logger: Annotated[str, typer.Option(help="Live curves: tensorboard (tensorboard --logdir runs), wandb (offline unless configured) or none. metrics.jsonl is always written.")] = "tensorboard",
@@ -199,13 +211,16 @@ def train(
                             val_fraction=val_fraction, seed=seed, init_from=absolute(init_from) if init_from else None,
                             device=device, save_every=save_every, max_steps=max_steps, extra={"preset": preset})
     _RESUME_HINT[:] = [resume_command(run_dir)]
+    if nproc > 1 and not gpu_ids and opts.device != "cpu":
+        raise D.DeviceError(f"--nproc {nproc} --device {opts.device}: --nproc starts CPU processes (gloo); "
+                            f"for several GPUs pass --gpus, e.g. --gpus {','.join(map(str, range(nproc)))}")
     world = (len(gpu_ids) if gpu_ids else nproc) * nnodes
     if world > 1 and not D.under_launcher():
-        D.check_gpus(gpu_ids)
+        D.check_gpus(gpu_ids) if gpu_ids else D.resolve_device(opts.device)
         prepare(opts, new_run=not continuing)  # report input problems here, once, before spawning
         # The workers see run.json once rank 0 rewrites it: they continue the run as decided here.
         rc = D.relaunch(_ARGV + (["--resume"] if continuing and not resume else []), len(gpu_ids) or nproc,
-                        gpu_ids, nnodes, node_rank, master_addr, master_port)
+                        gpu_ids, nnodes, node_rank, master_addr, master_port, console=console)
         if rc == 0 and node_rank == 0:
             record_command(run_dir, _ARGV)
         raise typer.Exit(rc)
@@ -243,6 +258,10 @@ def eval_(
         raise EvalError(f"--split {split!r}: choose test or val")
     if checkpoint not in ("best", "last"):
         raise EvalError(f"--checkpoint {checkpoint!r}: choose best or last")
+    from umbenet_cli.devices import resolve_device
+
+    device = str(resolve_device(device))
+    _device_note(device)
     if not runs:
         runs = [str(r) for r in runs_with_checkpoints(runs_dir, checkpoint)]
         console.print(f"evaluating {len(runs)} run(s) under {runs_dir}/: {', '.join(Path(r).name for r in runs)}",
@@ -292,6 +311,7 @@ def predict(
                           runs_dir=Path(runs_dir), asr_model=asr_model if asr else None, asr_backend=asr_backend, language=language,
                           device=device, json_path=Path(json_path) if json_path else None, top=top,
                           batch_clips=batch_clips)
+    _device_note(opts.device)
     predictions = run_predict(opts, console, Console())
     failed = [p for p in predictions if not p.ok]
     if failed:  # the others are printed and written; the exit code says not all went through
@@ -333,11 +353,23 @@ def info(
     preset: Annotated[str, typer.Option(help="Model preset: default, paper, authors-code, tiny.")] = "default",
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16.")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Describe this checkpoint folder instead.")] = None,
+    device: Annotated[str, typer.Option(help="Check a device (cpu, cuda or cuda:N) and show it with the torch build.")] = "cpu",
 ) -> None:
-    """Build a model (from a preset or a checkpoint) and show its configuration and parameters."""
+    """Build a model (from a preset or a checkpoint) and show its configuration, parameters and device."""
     from umbenet_cli.describe import describe_model
+    from umbenet_cli.devices import resolve_device
 
-    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint)
+    dev = resolve_device(device)
+    _device_note(str(dev))
+    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint, device=dev)
+
+
+def _rank_tag() -> str:
+    """`` (process 1 of 2)`` inside a multi-process run, so each line says who wrote it."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return f" (process {os.environ.get('RANK', '0')} of {world})" if world > 1 and "LOCAL_RANK" in os.environ else ""
 
 
 def _click_classes(name: str) -> tuple[type[BaseException], ...]:
@@ -370,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
         rc = app(args=argv, standalone_mode=False)
     except USER_ERRORS as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error{_rank_tag()}:[/] {exc}", highlight=False)
         return 2
     except EXITS as exc:
         return exc.exit_code
@@ -380,6 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     except CLICK_ERRORS as exc:
         exc.show()  # click's own usage line, "Try 'umbenet --help'", and the error
         return exc.exit_code
+    except Exception as exc:
+        from umbenet_cli.training.distributed import peer_failure
+
+        if not peer_failure(exc):
+            raise
+        # Another training process failed and printed its own message; say so in one line.
+        console.print(f"[bold red]stopped{_rank_tag()}:[/] another training process failed "
+                      f"({type(exc).__name__}); its message is above", highlight=False)
+        return 1
     if rc == 130:
         how = f"`{_RESUME_HINT[0]}`" if _RESUME_HINT else "the same command again"
         console.print(f"[yellow]interrupted: work already finished is kept; to resume, run {how}[/]", highlight=False)

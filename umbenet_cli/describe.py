@@ -1,9 +1,11 @@
 """``umbenet info``: what a model is made of, from a preset or a checkpoint folder."""
 from __future__ import annotations
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
+from umbenet_cli.devices import describe_device, torch_build
 from umbenet_cli.model import UMBEnet, UMBEnetConfig
 
 # Which top-level parts of UMBEnet belong to which role in the paper's figure 2.
@@ -39,11 +41,17 @@ def parameter_table(model: UMBEnet) -> Table:
 
 
 def describe_model(preset: str = "default", overrides: dict[str, str] | None = None,
-                   checkpoint: str | None = None, console: Console | None = None) -> UMBEnet:
-    """Build the model and print its resolved configuration, widths and parameter counts."""
+                   checkpoint: str | None = None, console: Console | None = None,
+                   device: torch.device | None = None) -> UMBEnet:
+    """Build the model and print its resolved configuration, widths and parameter counts, and the
+    device it would run on (with the torch build and the GPUs visible)."""
     from umbenet_cli.model.backbone import BackboneError
 
     console = console or Console()
+    device = device or torch.device("cpu")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    console.print(f"[bold]device[/] {describe_device(device)}; {torch_build()}, {n} CUDA GPU(s) visible",
+                  highlight=False)
     if checkpoint:
         from umbenet_cli.model.checkpoint import read_config
 

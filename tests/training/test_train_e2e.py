@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -120,10 +119,10 @@ def test_kill_during_training_then_resume(synthetic_cache, tmp_path):
 def test_two_gloo_processes_match_one(synthetic_cache, tmp_path):
     args = ["--fold", "1", "--stage", "one", "--set", "optim.max_epochs=1", "--set", "optim.batch_size=4"]
     assert train(synthetic_cache, tmp_path, "--name", "one", *args) == 0
-    env = dict(os.environ, MASTER_PORT="29533")
+    # One node picks a free port itself (torchrun --standalone): no --master-port to collide on.
     proc = subprocess.run([sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(synthetic_cache),
                            "--runs-dir", str(tmp_path), "--preset", "tiny", "--name", "two", "--nproc", "2",
-                           "--master-port", "29533", *args], capture_output=True, text=True, env=env)
+                           *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = tmp_path / "one" / "fold1" / "onestage", tmp_path / "two" / "fold1" / "onestage"
     wa, wb = weights(a), weights(b)

@@ -1,6 +1,7 @@
 """umbenet train refuses bad input with exit code 2 and writes nothing; --gpus parsing."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -79,13 +80,43 @@ def test_gpus_on_a_machine_without_them(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match="no CUDA device"):
+    with pytest.raises(DeviceError, match="no CUDA device is usable"):
         check_gpus([0])
 
 
 def test_worker_argv_drops_launch_options():
     argv = ["train", "--gpus", "0,1", "--nproc=2", "--fold", "1", "--master-port", "123", "--name", "x"]
     assert worker_argv(argv, [0, 1]) == ["train", "--fold", "1", "--name", "x", "--device", "cuda"]
+    # The worker's device is the resolved one, never a second, conflicting --device.
+    assert worker_argv(["train", "--device=cuda:1", "--nproc", "2"], []) == ["train", "--device", "cpu"]
+
+
+def test_launch_one_node_on_a_free_port_several_at_the_master():
+    from torch.distributed.run import parse_args
+
+    from umbenet_cli.training.distributed import launch_args
+
+    one = parse_args(launch_args(["train", "--gpus", "0,1", "--master-port", "29511"], 2, [0, 1]))
+    assert one.standalone and one.nproc_per_node == "2" and one.max_restarts == 0
+    assert one.training_script_args[-2:] == ["--device", "cuda"] and "--master-port" not in one.training_script_args
+    many = parse_args(launch_args(["train"], 2, [0, 1], nnodes=2, node_rank=1, master_addr="10.0.0.1",
+                                  master_port=29600))
+    assert not many.standalone and (many.nnodes, many.node_rank, many.master_addr, many.master_port) == \
+        ("2", 1, "10.0.0.1", 29600)
+
+
+def test_relaunch_translates_gpus_through_the_mask(monkeypatch):
+    import torch.distributed.run as tr
+
+    from umbenet_cli.training import distributed as D
+
+    seen = {}
+    monkeypatch.setenv(D.LAUNCHED_ENV, "")  # restored after the test, like the mask
+    monkeypatch.setattr(tr, "run", lambda args: seen.update(mask=os.environ["CUDA_VISIBLE_DEVICES"], args=args))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5")
+    assert D.relaunch(["train", "--gpus", "2,0"], 2, [2, 0]) == 0
+    assert seen["mask"] == "5,2"  # --gpus counts inside the scheduler's mask
+    assert seen["args"].training_script_args[-2:] == ["--device", "cuda"]
 
 
 def test_a_cache_without_split_or_fold_names_the_cause(synthetic_cache):

@@ -33,6 +33,7 @@ import torch
 from umbenet_cli.data.cache_fit import check_backbone, check_fits
 from umbenet_cli.data.cache_read import FeatureTable, read_features
 from umbenet_cli.data.class_subset import ClassSelectionError, exclude_classes
+from umbenet_cli.devices import inference_precision
 from umbenet_cli.errors import UserError
 from umbenet_cli.evaluation.metrics import (
     RULES, UAR_RULE, WITHOUT_NEUTRAL_RULES, confusion_matrix, delete_class, mean_std, scores_from_confusion,
@@ -160,7 +161,14 @@ def load_for_eval(ref: StageRef, checkpoint: str, cache: Path | None, device: st
 @torch.no_grad()
 def run_subsets(model: UMBEnet, table: FeatureTable, rows: np.ndarray, subsets, batch_size: int,
                 device: str) -> dict:
-    """Predictions per subset (-1 where a clip has none of the subset's modalities)."""
+    """Predictions per subset (-1 where a clip has none of the subset's modalities), in float32
+    (``inference_precision``: the precision of validation during training and of predict)."""
+    with inference_precision(torch.device(device)):
+        return _run_subsets(model, table, rows, subsets, batch_size, device)
+
+
+def _run_subsets(model: UMBEnet, table: FeatureTable, rows: np.ndarray, subsets, batch_size: int,
+                 device: str) -> dict:
     n = len(rows)
     preds = {s: np.full(n, -1, dtype=np.int64) for s in subsets}
     probs = {s: np.zeros((n, len(model.config.classes)), dtype=np.float32) for s in subsets}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from umbenet_cli.devices import inference_precision
 from umbenet_cli.inference.inputs import ClipInputs, MediaReader
 from umbenet_cli.inference.locate import PredictError, find_checkpoint, find_videos, run_modalities
 from umbenet_cli.model.config import MODALITIES
@@ -130,7 +131,8 @@ class Predictor:
         batch = self.batch(clips)
         if not bool(batch.present.any(dim=1).all()):  # the caller filters these; a clip without
             raise RuntimeError("a clip with no modality reached the model")  # modality is a bug here
-        out = self.model(batch.to(self.device))
+        with inference_precision(torch.device(self.device)):  # float32, as validation and eval
+            out = self.model(batch.to(self.device))
         probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
         return probs, (out.selected.cpu().numpy() if out.selected is not None else None)
 
@@ -202,10 +204,12 @@ class PredictOptions:
             problems.append(f"--top {self.top}: show at least 1 class")
         if self.batch_clips < 1:
             problems.append(f"--batch-clips {self.batch_clips}: must be at least 1")
-        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
-            problems.append(f"--device {self.device!r}: use cpu, cuda or cuda:N")
-        elif self.device.startswith("cuda") and not torch.cuda.is_available():
-            problems.append(f"--device {self.device}: no CUDA device is visible here; use --device cpu")
+        from umbenet_cli.devices import DeviceError, resolve_device
+
+        try:
+            object.__setattr__(self, "device", str(resolve_device(self.device)))
+        except DeviceError as exc:
+            problems.append(str(exc))
         from pipelines.asr import check_backend, language_problem
 
         problems += [p for p in (check_backend(self.asr_backend), language_problem(self.language)) if p]

@@ -93,10 +93,13 @@ class PromptPool(nn.Module):
     def forward(self, query: torch.Tensor, subset_code: torch.Tensor) -> dict[str, torch.Tensor]:
         """query [B, D] (F_fusion), subset_code [B] long in 1..7 ->
         values [B, k, L_p, D_tok], indices [B, k], key_loss (scalar, mean of 1 - cos), scores [B, N]."""
-        scores = similarity(query, self.keys, self.cfg.query)
-        rank = scores
-        if self.training and self.cfg.balance:
-            rank = balance_scores(scores.detach(), self.counts.sum(0), self.cfg.query)
+        # Similarity, balancing and top-k in float32 even under autocast: in bfloat16, 32 keys give
+        # only ~20 distinct scores per row and top-k picks among ties.
+        with torch.autocast(query.device.type, enabled=False):
+            scores = similarity(query.float(), self.keys.float(), self.cfg.query)
+            rank = scores
+            if self.training and self.cfg.balance:
+                rank = balance_scores(scores.detach(), self.counts.sum(0), self.cfg.query)
         idx = rank.topk(self.cfg.top_k, dim=-1).indices  # [B, k]
         if self.training:
             self._count(self.counts, idx, subset_code)

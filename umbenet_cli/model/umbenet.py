@@ -86,7 +86,8 @@ class LossParts:
 
 def subset_code(present: torch.Tensor) -> torch.Tensor:
     """present [B, 3] bool -> bit code [B] (video=1, audio=2, text=4)."""
-    return (present.long() * torch.tensor([1, 2, 4], device=present.device)).sum(-1)
+    # Bit weights made on the device (a tensor from a Python list would be a copy every forward).
+    return (present.long() * 2 ** torch.arange(present.shape[-1], device=present.device)).sum(-1)
 
 
 class UMBEnet(nn.Module):
@@ -169,7 +170,9 @@ class UMBEnet(nn.Module):
         else:
             p_prime, gates, selected, key_loss = None, None, None, fused.new_zeros(())
         class_emb = self.class_prompts(p_prime)  # [B or 1, C, E]
-        logits = self.backbone.logit_scale() * torch.einsum("be,bce->bc", fused, class_emb.expand(fused.shape[0], -1, -1))
+        with torch.autocast(fused.device.type, enabled=False):  # logits in float32 under autocast too
+            logits = self.backbone.logit_scale().float() * torch.einsum(
+                "be,bce->bc", fused.float(), class_emb.float().expand(fused.shape[0], -1, -1))
         return Output(logits=logits, fused=fused, selected=selected, key_loss=key_loss, gates=gates, streams=streams)
 
     def loss(self, out: Output, labels: torch.Tensor) -> LossParts:

@@ -125,23 +125,36 @@ def modality_mask(names: tuple[str, ...]) -> np.ndarray:
     return np.array([m in names for m in MODALITIES])
 
 
+def upload(x: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x`` on ``device`` as ``dtype``. To a GPU: from pinned memory without blocking, in the
+    array's own dtype (the cache's float16 crosses the bus at half the bytes) and converted there."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    elif t.device != device:
+        t = t.to(device)
+    return t if dtype is None else t.to(dtype)
+
+
 def make_batch(table: FeatureTable, rows: np.ndarray, present: np.ndarray, device: torch.device) -> Batch:
-    """Tensors for ``rows`` with the presence mask ``present`` [B, 3]."""
+    """Tensors for ``rows`` with the presence mask ``present`` [B, 3] (every clip with at least one
+    modality: checked here, on the host, so the model need not sync to check it on a GPU)."""
+    device = torch.device(device)
+    if len(present) and not present.any(axis=1).all():
+        raise DataError(f"{int((~present.any(axis=1)).sum())} clip(s) of this batch have no modality present; "
+                        f"leave them out (training keeps only clips that have one of the run's modalities)")
     T = table.frame_emb.shape[1]
     n_valid = table.n_valid_frames[rows].astype(np.int64)
     frame_mask = np.arange(T)[None, :] < n_valid[:, None]
     S = table.audio.shape[1]
     audio_len = np.where(table.audio_num_samples[rows] > 0, table.audio_num_samples[rows], S)
-
-    def t(x, dtype=None):
-        return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
-
+    f32 = torch.float32
     return Batch(
-        present=t(present),
-        frame_emb=t(table.frame_emb[rows], torch.float32),
-        frame_mask=t(frame_mask),
-        scene_emb=t(table.scene_emb[rows], torch.float32) if table.scene_emb is not None else None,
-        audio=t(table.audio[rows], torch.float32),
-        audio_len=t(audio_len.astype(np.int64)),
-        text_emb=t(table.text_emb[rows], torch.float32),
+        present=upload(present, device),
+        frame_emb=upload(table.frame_emb[rows], device, f32),
+        frame_mask=upload(frame_mask, device),
+        scene_emb=upload(table.scene_emb[rows], device, f32) if table.scene_emb is not None else None,
+        audio=upload(table.audio[rows], device, f32),
+        audio_len=upload(audio_len.astype(np.int64), device),
+        text_emb=upload(table.text_emb[rows], device, f32),
     )

@@ -1,28 +1,37 @@
 """The one place that knows about processes: torchrun environment, process group, launching.
 
-``umbenet train --gpus 0,1`` re-launches itself through torch.distributed's launcher
-(``python -m torch.distributed.run``) with one process per GPU; under torchrun (or Slurm with
-torchrun) the environment variables RANK / WORLD_SIZE / LOCAL_RANK are already set and are used
-as they are. ``--nproc N --device cpu`` runs N processes on the gloo backend, so the distributed
-path is exercised on machines without GPUs (and in the tests).
+``umbenet train --gpus 0,1`` re-launches itself through torch.distributed's launcher (torchrun's
+``run``, in this process) with one process per GPU; under torchrun (or Slurm with torchrun) the
+environment variables RANK / WORLD_SIZE / LOCAL_RANK are already set and are used as they are.
+``--nproc N --device cpu`` runs N processes on the gloo backend, so the distributed path is
+exercised on machines without GPUs (and in the tests).
+
+Only rank 0 writes files. Every hand-over between ranks waits for it (``barrier``): the end of a
+stage (stage 1 -> stage 2 reads its checkpoint, the next fold, the summary, a later ``eval``).
+Decisions that depend on one rank's numbers (validation, the plateau schedule, stopping, resume)
+are taken on rank 0 and broadcast (``broadcast_object``), so ranks cannot part ways.
+
+When one process fails, it prints its own message; torchrun stops the others; the ones that
+notice the lost peer first say so in one line (``peer_failure``); the launching process prints
+one line naming the process that failed and exits with its code, without torchrun's traceback.
 """
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from umbenet_cli.errors import UserError
+from umbenet_cli.devices import DeviceError, check_gpus, parse_gpus, resolve_device, visible_mask
+
+__all__ = ["DeviceError", "DistInfo", "check_gpus", "parse_gpus", "setup", "relaunch", "worker_argv",
+           "barrier", "broadcast_object", "all_reduce_sum_", "cleanup", "under_launcher", "peer_failure"]
 
 LAUNCHED_ENV = "UMBENET_LAUNCHED"
-
-
-class DeviceError(UserError, ValueError):
-    """A device request that this machine cannot satisfy."""
 
 
 @dataclass(frozen=True)
@@ -37,42 +46,20 @@ class DistInfo:
         return self.rank == 0
 
 
-def parse_gpus(text: str | None) -> list[int]:
-    """``"0,1"`` -> [0, 1]; the exact GPUs to use, each once."""
-    if text is None or text.strip() == "":
-        return []
-    try:
-        ids = [int(x) for x in text.split(",") if x.strip() != ""]
-    except ValueError:
-        raise DeviceError(f"--gpus {text!r}: give GPU indices separated by commas, e.g. --gpus 0,1") from None
-    if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise DeviceError(f"--gpus {text!r}: indices must be distinct and >= 0, e.g. --gpus 0,1")
-    return ids
-
-
-def check_gpus(ids: list[int]) -> None:
-    if not ids:
-        return
-    if not torch.cuda.is_available():
-        raise DeviceError(f"--gpus {','.join(map(str, ids))}: no CUDA device is visible here; use --device cpu")
-    n = torch.cuda.device_count()
-    bad = [i for i in ids if i >= n]
-    if bad:
-        raise DeviceError(f"--gpus: GPU(s) {bad} do not exist; this machine has {n} (0..{n - 1})")
-
-
 def under_launcher() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 # Options that only the launching process needs; torchrun's own parser would also misread some
-# of them (argparse matches --nproc against --nproc-per-node).
+# of them (argparse matches --nproc against --nproc-per-node). --device is replaced by the
+# resolved one.
 _LAUNCH_OPTIONS = {"--gpus": 1, "--nproc": 1, "--nnodes": 1, "--node-rank": 1, "--master-addr": 1,
-                   "--master-port": 1}
+                   "--master-port": 1, "--device": 1}
 
 
 def worker_argv(argv: list[str], gpus: list[int]) -> list[str]:
-    """``argv`` without the launch options (``--opt value`` and ``--opt=value`` forms)."""
+    """``argv`` without the launch options (``--opt value`` and ``--opt=value`` forms), ending in
+    the device each worker resolves for itself: ``cuda`` (its LOCAL_RANK's GPU) or ``cpu``."""
     out, skip = [], 0
     for arg in argv:
         if skip:
@@ -83,47 +70,77 @@ def worker_argv(argv: list[str], gpus: list[int]) -> list[str]:
             skip = 0 if "=" in arg else _LAUNCH_OPTIONS[name]
             continue
         out.append(arg)
-    return out + (["--device", "cuda"] if gpus else [])
+    return out + ["--device", "cuda" if gpus else "cpu"]
+
+
+def launch_args(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node_rank: int = 0,
+                master_addr: str = "127.0.0.1", master_port: int = 29511) -> list[str]:
+    """torchrun's command line for ``umbenet <argv>``: one node rendezvous on a free port
+    (``--standalone``), several nodes at ``master_addr:master_port``."""
+    where = (["--standalone"] if nnodes == 1 else
+             [f"--nnodes={nnodes}", f"--node-rank={node_rank}", f"--master-addr={master_addr}",
+              f"--master-port={master_port}"])
+    return [f"--nproc-per-node={nproc}", *where, "--max-restarts=0", "-m", "umbenet_cli.cli",
+            *worker_argv(argv, gpus)]
 
 
 def relaunch(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node_rank: int = 0,
-             master_addr: str = "127.0.0.1", master_port: int = 29511) -> int:
-    """Run ``umbenet <argv>`` under torch.distributed.run with ``nproc`` processes per node."""
-    argv = worker_argv(argv, gpus)
-    env = dict(os.environ)
-    env[LAUNCHED_ENV] = "1"
+             master_addr: str = "127.0.0.1", master_port: int = 29511, console=None) -> int:
+    """Run ``umbenet <argv>`` under torchrun with ``nproc`` processes per node; its exit code."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    os.environ[LAUNCHED_ENV] = "1"
     if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--master_addr={master_addr}",
-           f"--master_port={master_port}", "-m", "umbenet_cli.cli", *argv]
-    return subprocess.call(cmd, env=env)
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_mask(gpus)
+    # torchrun's agent logs each worker's failure with a traceback of the launcher itself; the
+    # worker has printed its own message already, and one line below says which one failed.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    logging.getLogger("torch.distributed.run").setLevel(logging.CRITICAL)
+    args = parse_args(launch_args(argv, nproc, gpus, nnodes, node_rank, master_addr, master_port))
+    if nnodes == 1:
+        args.rdzv_id = str(uuid.uuid4())
+    try:
+        run(args)
+    except ChildFailedError as exc:
+        # The process that failed first on its own (exit code > 0), not one torchrun then stopped.
+        rank, failure = min(exc.failures.items(), key=lambda kv: (kv[1].exitcode <= 0, kv[1].timestamp, kv[0]))
+        code = failure.exitcode
+        how = f"exit code {code}" if code >= 0 else f"signal {-code}"
+        msg = (f"training process {rank} of {nproc * nnodes} failed ({how}; its message is above); "
+               f"the others were stopped")
+        print(f"error: {msg}", file=sys.stderr) if console is None else console.print(f"[bold red]error:[/] {msg}", highlight=False)
+        return code if code > 0 else 1
+    return 0
 
 
 def setup(device: str) -> DistInfo:
-    """Join the process group when launched by torchrun; pick this process's device."""
+    """Join the process group when launched by torchrun; resolve this process's device."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
     if not under_launcher():
-        dev = torch.device(device)
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)
         return DistInfo(device=dev)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ["LOCAL_RANK"])
-    if device.startswith("cuda"):
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-        backend = "nccl"
-    else:
-        dev = torch.device("cpu")
-        backend = "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        kwargs = {"device_id": dev} if dev.type == "cuda" else {}
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo", **kwargs)
     return DistInfo(rank=rank, world=world, local_rank=local, device=dev)
 
 
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    """Every rank waits here until all have arrived (after rank 0's writes, before others read)."""
+    if info.world > 1:
+        if info.device.type == "cuda":
+            dist.barrier(device_ids=[info.device.index])
+        else:
+            dist.barrier()
 
 
 def all_reduce_sum_(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -133,9 +150,21 @@ def all_reduce_sum_(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every rank (used to agree on errors and stop decisions)."""
+    """Rank 0's ``obj`` on every rank (decisions: validation, schedule, stopping, resume)."""
     if info.world == 1:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, device=info.device if info.device.type == "cuda" else None)
     return box[0]
+
+
+def peer_failure(exc: BaseException) -> bool:
+    """True for the error a collective raises when another process has gone away."""
+    if not under_launcher() or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe",
+                            "NCCL communicator was aborted", "ProcessGroupNCCL", "Gloo"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +32,15 @@ from umbenet_cli.data.cache_read import FeatureTable
 from umbenet_cli.evaluation import metrics as M
 from umbenet_cli.model.checkpoint import load_weights, save_checkpoint
 from umbenet_cli.model.umbenet import UMBEnet
-from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng
-from umbenet_cli.training.distributed import DistInfo, all_reduce_sum_
+from umbenet_cli.devices import inference_precision, train_precision
+from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng, upload
+from umbenet_cli.training.distributed import DistInfo, all_reduce_sum_, barrier, broadcast_object
+from umbenet_cli.training.options import TrainError
 from umbenet_cli.training.tracking import Tracker
 from umbenet_cli.training.two_stage import STAGE_IDS, make_optimizer, make_scheduler, sample_presence, stop_reason
 
 log = logging.getLogger(__name__)
+SHOW_LOSS_EVERY = 25  # steps between loss updates of the progress bar (each one a host sync)
 LOSS_PARTS = ("total", "ce", "l1", "gate_l1", "key")
 # Stops that a raised limit lifts (``umbenet train --resume --set optim.max_epochs=N``).
 MAX_EPOCHS_STOP, MAX_STEPS_STOP = "reached max_epochs", "reached max_steps"
@@ -64,7 +68,7 @@ def predict_rows(model: UMBEnet, table: FeatureTable, rows: np.ndarray, present:
     logits, selected = [], []
     for s in range(0, len(rows), batch_size):
         b = make_batch(table, rows[s:s + batch_size], present[s:s + batch_size], device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with inference_precision(device):  # as eval and predict: float32 everywhere
             out = model(b)
         logits.append(out.logits.float().cpu())
         k = out.selected if out.selected is not None else torch.full((len(b.present), 1), -1)
@@ -81,6 +85,20 @@ def evaluate(model, table, rows, available, device, batch_size) -> dict:
     return {"loss": loss, "uar": M.uar(cm), "war": M.war(cm), "n": int(len(rows))}
 
 
+def load_train_state(path: Path, device: torch.device) -> dict:
+    """``train_state.pt`` onto this rank's ``device``; tensors and plain values only (weights_only):
+    a file that would run code when unpickled is refused, never executed."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise TrainError(f"{path} holds more than tensors and plain values, so loading it could run code; "
+                         f"refused ({first[:200]}). Resume only from checkpoints written by `umbenet train`, "
+                         f"or delete {path.parent} to restart that stage from its last complete state") from None
+
+
 class StageTrainer:
     def __init__(self, model: UMBEnet, table: FeatureTable, splits: Splits, available: np.ndarray,
                  mode: str, stage: str, folder: Path, seed: int, info: DistInfo,
@@ -93,6 +111,7 @@ class StageTrainer:
         self.opt = make_optimizer(params, self.cfg)
         self.sched = make_scheduler(self.opt, self.cfg)
         self.state = StageState()
+        self._acc: torch.Tensor | None = None  # the epoch's running sums on the device (_sums)
         self.console = None  # set by the caller to print one line per epoch
         self.tracker = Tracker()  # TensorBoard / W&B (training.tracking), set by the caller
         self.net = model
@@ -100,17 +119,23 @@ class StageTrainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             # Selection counts are summed across ranks by hand every step (below), not broadcast.
-            self.net = DDP(model, device_ids=[info.local_rank] if info.device.type == "cuda" else None,
-                           broadcast_buffers=False)
+            with warnings.catch_warnings():  # torch 2.14 renames it; the old name works from 2.6 on
+                warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+                self.net = DDP(model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+                               broadcast_buffers=False)
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self, name: str) -> None:
         if not self.info.main:
             return
+        if self.state.step_in_epoch:  # mid-epoch: the running sums travel as plain floats
+            self.state.sums = dict(zip(self._sum_keys(), self._sums().tolist()))
         state = {
             "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "state": self.state.__dict__,
         }
+        if self.info.device.type == "cuda":  # dropout on the GPU draws from the GPU's generator
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.info.device)
         save_checkpoint(self.model, self.folder / "checkpoints" / name,
                         extra={"stage": self.stage, "epoch": self.state.epoch, "global_step": self.state.global_step},
                         write_extra=lambda tmp: torch.save(state, tmp / "train_state.pt"))
@@ -118,17 +143,21 @@ class StageTrainer:
     def resume(self) -> bool:
         """Continue from checkpoints/last if it exists; True when it did."""
         last = self.folder / "checkpoints" / "last"
-        if not (last / "train_state.pt").is_file():
+        # Rank 0's view decides: every rank resumes, or none does.
+        if not broadcast_object((last / "train_state.pt").is_file(), self.info):
             return False
-        load_weights(self.model, last)
-        st = torch.load(last / "train_state.pt", weights_only=False)
+        load_weights(self.model, last, map_location=self.info.device)
+        st = load_train_state(last / "train_state.pt", self.info.device)
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
-        torch.set_rng_state(st["torch_rng"])
+        torch.set_rng_state(st["torch_rng"].cpu())
+        if self.info.device.type == "cuda" and "cuda_rng" in st:
+            torch.cuda.set_rng_state(st["cuda_rng"].cpu(), self.info.device)
         self.state = StageState(**st["state"])
         self.state.best = tuple(self.state.best)
         if (self.state.stop_reason or "").startswith(MAX_STEPS_STOP):
             self.state.stop_reason = None  # the limit is checked again below, perhaps a raised one
+        self._acc = None  # rebuilt from the restored sums
         # Drop metric lines written after that checkpoint (a kill between the two writes).
         metrics = self.folder / "metrics.jsonl"
         if metrics.exists() and self.info.main:
@@ -138,16 +167,29 @@ class StageTrainer:
         return True
 
     # ------------------------------------------------------------------------ steps
-    def _step(self, rows: np.ndarray, present: np.ndarray) -> dict:
+    def _sum_keys(self) -> tuple[str, ...]:
+        """What ``_step`` adds up over an epoch: loss parts x clips, clips, the confusion counts."""
+        C = len(self.model.config.classes)
+        return (*LOSS_PARTS, "n", *(f"cm{i}" for i in range(C * C)))
+
+    def _sums(self) -> torch.Tensor:
+        """The epoch's running sums, kept on the device (no host sync per step) [len(_sum_keys())]."""
+        if self._acc is None:
+            self._acc = torch.tensor([self.state.sums.get(k, 0.0) for k in self._sum_keys()],
+                                     dtype=torch.float64).to(self.info.device)
+        return self._acc
+
+    def _step(self, rows: np.ndarray, present: np.ndarray) -> torch.Tensor:
+        """One optimiser step on this rank's share of ``rows``; returns its sums (on the device)."""
         info = self.info
         per = len(rows) // info.world
         mine = slice(info.rank * per, (info.rank + 1) * per)
         batch = make_batch(self.table, rows[mine], present[mine], info.device)
-        labels = torch.from_numpy(self.table.labels[rows[mine]].astype(np.int64)).to(info.device)
+        labels = upload(self.table.labels[rows[mine]].astype(np.int64), info.device)
         pool = self.model.pool
         counters = pool.counters() if pool is not None else []
         before = [c.clone() for c in counters]
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=info.device.type == "cuda"):
+        with train_precision(info.device):
             out = self.net(batch)
             parts = self.model.loss(out, labels)
         self.opt.zero_grad(set_to_none=True)
@@ -159,13 +201,12 @@ class StageTrainer:
             with torch.no_grad():
                 for c, b in zip(counters, before):
                     c.copy_(b + all_reduce_sum_(c - b, info))
-        n = len(labels)
-        stats = {k: float(getattr(parts, k).detach()) * n for k in LOSS_PARTS}
-        stats["n"] = float(n)
-        C = out.logits.shape[1]
-        cm = M.confusion_matrix(labels.cpu().numpy(), out.logits.argmax(1).cpu().numpy(), C)
-        stats.update({f"cm{i}": float(v) for i, v in enumerate(cm.ravel())})
-        return stats
+        with torch.no_grad():  # everything stays on the device: the host syncs once per epoch
+            n, C = len(labels), out.logits.shape[1]
+            losses = torch.stack([getattr(parts, k).detach().double() for k in LOSS_PARTS]) * n
+            cm = losses.new_zeros(C * C).index_add_(0, labels * C + out.logits.detach().argmax(1),
+                                                     losses.new_ones(n))
+            return torch.cat([losses, losses.new_full((1,), n), cm])
 
     def _batches(self, epoch: int) -> np.ndarray:
         order = epoch_order(self.splits.train, self.seed, STAGE_IDS[self.stage], epoch)
@@ -199,13 +240,16 @@ class StageTrainer:
                 present = sample_presence(self.available[rows], self.mode,
                                           step_rng(self.seed, STAGE_IDS[self.stage], st.epoch, step + 1))
                 stats = self._step(rows, present)
-                for k, v in stats.items():
-                    st.sums[k] = st.sums.get(k, 0.0) + v
+                self._sums().add_(stats)
                 st.step_in_epoch, st.global_step = step + 1, st.global_step + 1
                 self.tracker.step(st.global_step, {k: stats[k] / stats["n"] for k in LOSS_PARTS}, self.opt.param_groups[0]["lr"])
                 steps_done += 1
                 if progress is not None:
-                    progress.update(task, advance=1, description=f"{self.stage} epoch {st.epoch + 1} loss {stats['total'] / stats['n']:.3f}")
+                    # The shown loss costs a host sync: every SHOW_LOSS_EVERY steps, on rank 0 only.
+                    if info.main and (steps_done == 1 or steps_done % SHOW_LOSS_EVERY == 0):
+                        loss = float(stats[0] / stats[len(LOSS_PARTS)])
+                        progress.update(task, description=f"{self.stage} epoch {st.epoch + 1} loss {loss:.3f}")
+                    progress.update(task, advance=1)
                 if self.save_every and st.global_step % self.save_every == 0:
                     self._save("last")
                 if self.max_steps is not None and st.global_step >= self.max_steps:
@@ -225,21 +269,24 @@ class StageTrainer:
                   "best_val_uar": st.best[0], "best_val_war": st.best[1]}
         if info.main:
             (self.folder / "result.json").write_text(json.dumps(result, indent=2))
+        barrier(info)  # rank 0's checkpoints and result.json exist before any rank reads them
         return result
 
     def _end_epoch(self, seconds: float, steps: int, partial: bool = False) -> None:
         st, cfg, info = self.state, self.cfg, self.info
         C = len(self.model.config.classes)
-        keys = (*LOSS_PARTS, "n", *(f"cm{i}" for i in range(C * C)))
-        sums = torch.tensor([st.sums.get(k, 0.0) for k in keys], dtype=torch.float64)
-        sums = all_reduce_sum_(sums.to(info.device), info).cpu().numpy()
+        sums = all_reduce_sum_(self._sums().clone(), info).cpu().numpy()  # the epoch's one host sync
         n = max(sums[len(LOSS_PARTS)], 1.0)
         train = {k: float(sums[i] / n) for i, k in enumerate(LOSS_PARTS)}
         cm = sums[len(LOSS_PARTS) + 1:].reshape(C, C).astype(np.int64)
         # The whole epoch's matrix, scored by evaluation.metrics (an epoch cut before its first step has none).
         train["uar"], train["acc"] = (M.uar(cm), M.war(cm)) if cm.sum() else (0.0, 0.0)
         train["war"] = train["acc"]
-        val = evaluate(self.model, self.table, self.splits.val, self.available, info.device, cfg.batch_size)
+        # Rank 0 validates and every rank takes its numbers: the schedule, best and stop decisions
+        # below then agree on all ranks (they would drift apart on per-rank round-off otherwise).
+        val = evaluate(self.model, self.table, self.splits.val, self.available, info.device,
+                       cfg.batch_size) if info.main else None
+        val = broadcast_object(val, info)
         if not partial:
             self.sched.step(val["loss"])
         lr = self.opt.param_groups[0]["lr"]
@@ -261,8 +308,10 @@ class StageTrainer:
         st.epoch += 0 if partial else 1
         st.step_in_epoch = 0 if not partial else st.step_in_epoch
         st.sums = {}
+        self._sums().zero_()
         if st.stop_reason is None:
             st.stop_reason = stop_reason(lr, train["acc"], cfg)
+        st.stop_reason = broadcast_object(st.stop_reason, info)  # rank 0's decision
         self._save("last")
         msg = (f"{self.stage} epoch {line['epoch']}: train loss {train['total']:.4f} UAR {100 * train['uar']:.2f}% "
                f"WAR {100 * train['war']:.2f}% | val loss {val['loss']:.4f} UAR {100 * val['uar']:.2f}% WAR {100 * val['war']:.2f}% "

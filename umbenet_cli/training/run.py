@@ -24,8 +24,9 @@ from umbenet_cli.data.cache_read import FeatureTable, read_features
 from umbenet_cli.data.class_subset import exclude_classes
 from umbenet_cli.model.backbone import load_backbone
 from umbenet_cli.model.config import MODALITIES
+from umbenet_cli.devices import cuda_unused_note, describe_device
 from umbenet_cli.training.data import Splits, failed_clips, make_splits, modality_mask, protocol_folds
-from umbenet_cli.training.distributed import DistInfo
+from umbenet_cli.training.distributed import DistInfo, broadcast_object
 from umbenet_cli.training.loop import StageTrainer
 from umbenet_cli.training.options import TrainError, TrainOptions
 from umbenet_cli.training.resume import cache_digest, check_same_clips, recorded_json, reopens
@@ -107,6 +108,11 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
     backbone = load_backbone(opts.model.backbone, device=info.device)
     check_backbone(table.spec, opts.model.backbone, backbone.fingerprint(), TrainError)
     if info.main:
+        procs = f" x {info.world} processes" if info.world > 1 else ""
+        console.print(f"[bold]device[/]: {describe_device(info.device)}{procs}", highlight=False)
+        note = cuda_unused_note(info.device)
+        if note:
+            console.print(f"[yellow]{note}[/]", highlight=False)
         opts.run_dir.mkdir(parents=True, exist_ok=True)
         digest = cache_digest(table.clip_ids, table.labels, table.folds, table.splits)
         (opts.run_dir / "run.json").write_text(recorded_json(opts, digest))
@@ -126,7 +132,7 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
             warn_val_share(splits, table, opts.val_fraction, console)
         for stage in opts.stage_names:
             folder = opts.split_dir(fold) / stage
-            if (folder / "result.json").is_file():
+            if broadcast_object((folder / "result.json").is_file(), info):  # rank 0's view decides
                 done = json.loads((folder / "result.json").read_text())
                 if not (resume and reopens(done, opts)):
                     results.append(done | {"fold": fold, "reused": True})
@@ -164,7 +170,7 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
             result |= {"fold": fold, "seconds": time.perf_counter() - t0}
             results.append(result)
     if info.main:
-        console.print(summary_table(opts, results))
+        console.print(summary_table(opts, results, describe_device(info.device)))
     return results
 
 
@@ -205,10 +211,10 @@ def warn_val_share(splits: Splits, table: FeatureTable, asked: float, console: C
                       f"validation scores; more clips per class bring the share down.[/]", highlight=False)
 
 
-def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
+def summary_table(opts: TrainOptions, results: list[dict], device: str | None = None) -> Table:
     # Readable at 80 columns: short headers, and why each stage stopped under the table, not in a column.
     stops = [f"{r['fold'] if r['fold'] is not None else '-'} {r['stage']}: {r['stop_reason'] or '-'}" for r in results]
-    table = Table(title=f"training summary: {opts.run_dir}",
+    table = Table(title=f"training summary: {opts.run_dir}" + (f" on {device}" if device else ""),
                   caption="val UAR/WAR: % at the best epoch. stopped: " + "; ".join(stops))
     for col in ("fold", "stage", "epochs", "steps", "best", "val UAR", "val WAR", "prompts kept/new", "time"):
         table.add_column(col, no_wrap=col not in ("prompts kept/new",))

@@ -1,0 +1,112 @@
+"""The one device resolver: every spelling, on a machine with and without GPUs (torch.cuda patched)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from umbenet_cli import devices
+from umbenet_cli.devices import DeviceError, check_gpus, parse_gpus, resolve_device, visible_mask
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """Pretend this machine has ``n`` CUDA GPUs (0: a CUDA build that sees none)."""
+    def have(n: int, bf16: bool = True):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
+    for var in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(var, raising=False)
+    return have
+
+
+def test_every_spelling(gpus, monkeypatch):
+    gpus(2)
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(None) == torch.device("cpu")
+    assert resolve_device("CPU") == torch.device("cpu")
+    assert resolve_device("cuda") == torch.device("cuda", 0)  # an index, always: set_device needs one
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device("cuda") == torch.device("cuda", 1)  # under torchrun: this process's GPU
+
+
+@pytest.mark.parametrize("spec", ["cuda:2", "cuda:7"])
+def test_index_out_of_range(gpus, spec):
+    gpus(2)
+    with pytest.raises(DeviceError, match=r"do not exist; this machine has 2 \(0..1\)"):
+        resolve_device(spec)
+
+
+@pytest.mark.parametrize("spec", ["gpu", "cuda:", "cuda:x", "cuda:-1", "mps0", "cuda0"])
+def test_bad_spelling(gpus, spec):
+    gpus(1)
+    with pytest.raises(DeviceError, match="use cpu, cuda or cuda:N"):
+        resolve_device(spec)
+
+
+@pytest.mark.parametrize("spec", ["cuda", "cuda:0"])
+def test_no_cuda_names_the_build_and_the_fix(gpus, monkeypatch, spec):
+    gpus(0)
+    with pytest.raises(DeviceError) as err:
+        resolve_device(spec)
+    msg = str(err.value)
+    assert msg.startswith(f"--device {spec}: no CUDA device is usable")
+    assert f"torch {torch.__version__}" in msg and "--index-url https://download.pytorch.org/whl/cu126" in msg
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(DeviceError, match="has no GPU support"):
+        resolve_device(spec)
+    monkeypatch.setattr(torch.version, "cuda", "12.6")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(DeviceError, match="CUDA_VISIBLE_DEVICES='' hides every GPU"):
+        resolve_device(spec)
+
+
+def test_under_torchrun_a_fixed_index_is_refused(gpus, monkeypatch):
+    gpus(2)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(DeviceError, match="each process takes the GPU of its LOCAL_RANK"):
+        resolve_device("cuda:1")
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+
+
+def test_gpus_option(gpus):
+    gpus(2)
+    assert parse_gpus("0,1") == [0, 1] and parse_gpus(" 1 ") == [1] and parse_gpus(None) == []
+    check_gpus([0, 1])
+    with pytest.raises(DeviceError, match=r"GPU\(s\) \[2\] do not exist"):
+        check_gpus([0, 2])
+    gpus(0)
+    with pytest.raises(DeviceError, match="--gpus 0: no CUDA device is usable"):
+        check_gpus([0])
+
+
+def test_gpus_count_inside_the_schedulers_mask(gpus, monkeypatch):
+    gpus(2)
+    assert visible_mask([1, 0]) == "1,0"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert visible_mask([0, 1]) == "2,3" and visible_mask([1]) == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa, GPU-bbbb")
+    assert visible_mask([1]) == "GPU-bbbb"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    with pytest.raises(DeviceError, match=r"CUDA_VISIBLE_DEVICES=2,3 shows this process 2"):
+        check_gpus([2])
+
+
+def test_precision_follows_the_device(gpus):
+    gpus(1, bf16=True)
+    assert devices.autocast_dtype(torch.device("cuda", 0)) is torch.bfloat16
+    gpus(1, bf16=False)  # V100, T4: no native bf16 -> fp32, never emulated bf16
+    assert devices.autocast_dtype(torch.device("cuda", 0)) is None
+    assert devices.autocast_dtype(torch.device("cpu")) is None
+    with devices.train_precision(torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16), devices.inference_precision(torch.device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype is torch.float32
+
+
+def test_cpu_note_only_when_a_gpu_is_idle(gpus):
+    gpus(0)
+    assert devices.cuda_unused_note(torch.device("cpu")) is None
+    gpus(2)
+    assert "2 CUDA GPU(s) available but this runs on the CPU" in devices.cuda_unused_note(torch.device("cpu"))

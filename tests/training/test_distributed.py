@@ -1,0 +1,117 @@
+"""Several training processes (gloo on the CPU): hand-overs between ranks, agreed decisions, failures.
+
+The workers are processes started by torchrun, so a test changes their behaviour through a
+``sitecustomize.py`` on PYTHONPATH: Python imports it at start-up in every process, and the one
+here patches only processes that have a RANK (the workers, not the launcher).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def two_fold_cache(tmp_path_factory):
+    """A small synthetic cache with two folds (so one run hands over fold -> fold)."""
+    from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache
+    from umbenet_cli.model import load_backbone
+    from umbenet_cli.model.config import TINY_BACKBONE
+
+    out = tmp_path_factory.mktemp("two-fold-cache")
+    spec = SyntheticSpec(classes=("happy", "sad", "neutral"), clips_per_class=12, folds=2)
+    return write_synthetic_cache(out, spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
+
+
+def launch(cache: Path, runs: Path, patch: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    """``umbenet train --nproc 2`` as a user runs it, with ``patch`` executed in each worker first."""
+    hook = runs / "hook"
+    hook.mkdir(parents=True, exist_ok=True)
+    (hook / "sitecustomize.py").write_text("import os\nif 'RANK' in os.environ:\n" + textwrap.indent(
+        textwrap.dedent(patch), "    "))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)]), COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(cache),
+                           "--runs-dir", str(runs), "--preset", "tiny", "--nproc", "2", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+SLOW_RANK0_SAVE = """
+if os.environ["RANK"] == "0":
+    import time
+    from umbenet_cli.training import loop
+    real = loop.save_checkpoint
+    def slow(*a, **k):
+        time.sleep(1.0)  # rank 1 reaches the next stage / fold long before the files exist
+        return real(*a, **k)
+    loop.save_checkpoint = slow
+"""
+
+
+def test_rank0_slow_save_two_stages_two_folds(two_fold_cache, tmp_path):
+    proc = launch(two_fold_cache, tmp_path, SLOW_RANK0_SAVE, "--name", "r", "--fold", "all", "--stage", "both",
+                  "--set", "optim.max_epochs=1", "--set", "optim.batch_size=4")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for fold in (1, 2):
+        for stage in ("stage1", "stage2"):
+            folder = tmp_path / "r" / f"fold{fold}" / stage
+            assert json.loads((folder / "result.json").read_text())["epochs"] == 1
+            assert (folder / "checkpoints" / "best" / "COMPLETE").is_file()
+        assert (tmp_path / "r" / f"fold{fold}" / "stage2" / "init.json").is_file()
+    assert "training summary" in proc.stderr + proc.stdout
+    assert "device: cpu" in proc.stderr + proc.stdout
+    # Resume of a finished run: every rank reuses every stage (rank 0's view, broadcast).
+    again = launch(two_fold_cache, tmp_path, SLOW_RANK0_SAVE, "--name", "r", "--resume")
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert (again.stderr + again.stdout).count("reused") == 4
+
+
+RANK_DEPENDENT_VALIDATION = """
+from umbenet_cli.training import loop
+real = loop.evaluate
+rank = int(os.environ["RANK"])
+def skewed(*a, **k):
+    out = real(*a, **k)
+    # Rank 1 would see validation get worse every epoch (plateau -> lr cut -> min_lr stop) while
+    # rank 0 sees it improve; undecided, rank 1 stops and rank 0 waits in an all-reduce forever.
+    calls = skewed.calls = getattr(skewed, "calls", 0) + 1
+    return out | {"loss": out["loss"] + (calls if rank == 1 else -calls), "uar": out["uar"] * (1 - rank)}
+loop.evaluate = skewed
+"""
+
+
+def test_ranks_take_rank0_validation_decisions(two_fold_cache, tmp_path):
+    proc = launch(two_fold_cache, tmp_path, RANK_DEPENDENT_VALIDATION, "--name", "r", "--fold", "1",
+                  "--stage", "one", "--set", "optim.max_epochs=4", "--set", "optim.batch_size=4",
+                  "--set", "optim.plateau_patience=0", "--set", "optim.min_lr=1e-3", timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = [json.loads(x) for x in (tmp_path / "r" / "fold1" / "onestage" / "metrics.jsonl").read_text().splitlines()]
+    # Rank 0's validation loss falls every epoch: no plateau, lr unchanged, all four epochs run.
+    assert [m["epoch"] for m in lines] == [1, 2, 3, 4]
+    assert {m["lr"] for m in lines} == {2e-3}
+
+
+FAIL_ON_RANK1 = """
+if os.environ["RANK"] == "1":
+    from umbenet_cli.training import loop
+    from umbenet_cli.training.options import TrainError
+    def broken(self, *a, **k):
+        raise TrainError("rank one cannot go on (test)")
+    loop.StageTrainer._end_epoch = broken
+"""
+
+
+def test_a_failing_rank_stops_all_with_one_message(two_fold_cache, tmp_path):
+    proc = launch(two_fold_cache, tmp_path, FAIL_ON_RANK1, "--name", "r", "--fold", "1", "--stage", "one",
+                  "--set", "optim.max_epochs=2", "--set", "optim.batch_size=4", timeout=180)
+    err = proc.stderr
+    assert proc.returncode == 2, err[-4000:]
+    assert "error (process 1 of 2): rank one cannot go on (test)" in err
+    assert "training process 1 of 2 failed (exit code 2" in err
+    assert "Traceback" not in err and "ChildFailedError" not in err, err[-4000:]

@@ -1,0 +1,167 @@
+"""Where work runs and in what precision: the one resolver behind every command's ``--device``.
+
+Spellings (``train``, ``eval``, ``predict``, ``prep``, ``info``)::
+
+    cpu          the CPU
+    cuda         GPU LOCAL_RANK under torchrun, else GPU 0
+    cuda:N       GPU N of the GPUs this process sees (N counts inside CUDA_VISIBLE_DEVICES)
+    --gpus 0,1   train only: exactly these GPUs (one process each, see training.distributed)
+
+Every request is checked before any work starts; a machine that cannot satisfy it gives one
+message (exit code 2) saying which torch build is installed and how to install another.
+
+Precision: training runs its forward pass under autocast in bfloat16 on GPUs that support it
+natively (compute capability 8.0+, ``torch.cuda.is_bf16_supported(including_emulation=False)``)
+and in float32 elsewhere (the CPU, V100/T4-class GPUs: no float16 + GradScaler path, whose
+loss-scale state would have to travel in checkpoints for a speed-up those cards rarely need at
+this model's size). Validation, ``eval`` and ``predict`` all run in float32 (``inference_precision``),
+so the validation UAR that picks the best checkpoint is the one ``eval --split val`` reports.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from umbenet_cli.errors import UserError
+
+# PyTorch's install guide: one wheel index per CUDA version. 12.6 runs on drivers >= 525 (CUDA
+# minor-version compatibility) and still ships Pascal/Volta kernels; 13.x needs a driver >= 580.
+INSTALL_HINT = ("install a torch built for your driver from PyTorch's wheel index, e.g. "
+                "`pip install torch torchvision --index-url https://download.pytorch.org/whl/cu126` "
+                "(CUDA 12.6: NVIDIA driver >= 525, GPUs from Pascal/V100 on) or .../whl/cu130 "
+                "(CUDA 13.0: driver >= 580, Turing and newer); `nvidia-smi` shows the driver")
+
+
+class DeviceError(UserError, ValueError):
+    """A device request that this machine cannot satisfy."""
+
+
+def torch_build() -> str:
+    """``torch 2.14.1+cu130 (CUDA 13.0)`` or ``torch 2.6.0+cpu (CPU-only build)``."""
+    cuda = torch.version.cuda
+    return f"torch {torch.__version__} ({f'CUDA {cuda}' if cuda else 'CPU-only build'})"
+
+
+def no_cuda_message(request: str) -> str:
+    """Why ``request`` (e.g. ``--device cuda``) cannot run here and what to do about it."""
+    if not torch.version.cuda and not getattr(torch.version, "hip", None):
+        why = f"the installed {torch_build()} has no GPU support"
+    elif os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        why = f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} hides every GPU"
+    else:
+        why = (f"the installed {torch_build()} sees no GPU: no NVIDIA driver, or a driver older than "
+               f"this CUDA build needs")
+    return f"{request}: no CUDA device is usable: {why}. Use --device cpu, or {INSTALL_HINT}."
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _under_launcher() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def parse_gpus(text: str | None) -> list[int]:
+    """``"0,1"`` -> [0, 1]; the exact GPUs to use, each once (not yet checked against the machine)."""
+    if text is None or text.strip() == "":
+        return []
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip() != ""]
+    except ValueError:
+        raise DeviceError(f"--gpus {text!r}: give GPU indices separated by commas, e.g. --gpus 0,1") from None
+    if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise DeviceError(f"--gpus {text!r}: indices must be distinct and >= 0, e.g. --gpus 0,1")
+    return ids
+
+
+def check_gpus(ids: list[int], request: str | None = None) -> None:
+    """Every index in ``ids`` names a GPU this process sees."""
+    if not ids:
+        return
+    request = request or f"--gpus {','.join(map(str, ids))}"
+    if not torch.cuda.is_available():
+        raise DeviceError(no_cuda_message(request))
+    n = torch.cuda.device_count()
+    bad = [i for i in ids if i >= n]
+    if bad:
+        mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+        seen = f" (CUDA_VISIBLE_DEVICES={mask} shows this process {n})" if mask is not None else ""
+        raise DeviceError(f"{request}: GPU(s) {bad} do not exist; this machine has {n} (0..{n - 1}){seen}")
+
+
+def visible_mask(ids: list[int]) -> str:
+    """CUDA_VISIBLE_DEVICES for child processes that must see exactly GPUs ``ids`` of this one.
+
+    ``ids`` count inside the current mask: under a scheduler's ``CUDA_VISIBLE_DEVICES=2,3``,
+    ``--gpus 0,1`` means physical GPUs 2 and 3 (entries may also be UUIDs or MIG ids)."""
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        return ",".join(map(str, ids))
+    visible = [v.strip() for v in mask.split(",") if v.strip() != ""]
+    return ",".join(visible[i] for i in ids)
+
+
+def resolve_device(spec: str | None) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` -> a torch.device with an index, checked on this machine.
+
+    ``cuda`` takes LOCAL_RANK (under torchrun) or 0. Raises DeviceError (exit code 2) when the
+    spelling is wrong, CUDA is unusable here, or N is out of range."""
+    text = (spec or "cpu").strip().lower()
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda":
+        index = _local_rank()
+    elif text.startswith("cuda:") and text[5:].isdigit():
+        index = int(text[5:])
+        if _under_launcher() and index != _local_rank():
+            raise DeviceError(f"--device {spec}: under torchrun each process takes the GPU of its LOCAL_RANK; "
+                              f"pass --device cuda (or --gpus to pick the GPUs)")
+    else:
+        raise DeviceError(f"--device {spec!r}: use cpu, cuda or cuda:N (N counts the GPUs this process sees)")
+    check_gpus([index], request=f"--device {spec}")
+    return torch.device("cuda", index)
+
+
+def describe_device(device: torch.device) -> str:
+    """One line for a run's header: ``cuda:0 (NVIDIA H100, bf16 autocast)`` or ``cpu (8 threads, fp32)``."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{device} ({name}, {precision_name(device)}; {torch_build()})"
+    return f"cpu ({torch.get_num_threads()} threads, {precision_name(device)})"
+
+
+def cuda_unused_note(device: torch.device) -> str | None:
+    """A one-line note when a GPU is there but the command runs on the CPU."""
+    if device.type == "cpu" and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        return f"note: {n} CUDA GPU(s) available but this runs on the CPU; pass --device cuda to use one"
+    return None
+
+
+# ----------------------------------------------------------------------------------- precision
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The training autocast dtype for ``device``, or None for plain float32."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return None
+
+
+def precision_name(device: torch.device) -> str:
+    dtype = autocast_dtype(device)
+    return "bf16 autocast" if dtype is torch.bfloat16 else "fp32"
+
+
+def train_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """The context of a training forward pass (autocast where ``autocast_dtype`` says so)."""
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def inference_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Validation, eval and predict: float32 everywhere, even inside an outer autocast region."""
+    return torch.autocast(device.type, enabled=False)
