@@ -89,7 +89,8 @@ loop.evaluate = skewed
 def test_ranks_take_rank0_validation_decisions(two_fold_cache, tmp_path):
     proc = launch(two_fold_cache, tmp_path, RANK_DEPENDENT_VALIDATION, "--name", "r", "--fold", "1",
                   "--stage", "one", "--set", "optim.max_epochs=4", "--set", "optim.batch_size=4",
-                  "--set", "optim.plateau_patience=0", "--set", "optim.min_lr=1e-3", timeout=180)
+                  "--set", "optim.plateau_epochs=1", "--set", "optim.min_lr=1e-3",
+                  "--set", "optim.stop_train_accuracy=1.0", timeout=180)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [json.loads(x) for x in (tmp_path / "r" / "fold1" / "onestage" / "metrics.jsonl").read_text().splitlines()]
     # Rank 0's validation loss falls every epoch: no plateau, lr unchanged, all four epochs run.
@@ -115,3 +116,18 @@ def test_a_failing_rank_stops_all_with_one_message(two_fold_cache, tmp_path):
     assert "error (process 1 of 2): rank one cannot go on (test)" in err
     assert "training process 1 of 2 failed (exit code 2" in err
     assert "Traceback" not in err and "ChildFailedError" not in err, err[-4000:]
+
+
+def test_two_runs_at_once_on_one_node(two_fold_cache, tmp_path):
+    """Each one-node launch finds its own free port (a fixed 29511 let the second fail at rendezvous)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
+    procs = [subprocess.Popen([sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(two_fold_cache),
+                               "--runs-dir", str(tmp_path), "--preset", "tiny", "--nproc", "2", "--name", name,
+                               "--fold", "1", "--stage", "one", "--max-steps", "2", "--set", "optim.batch_size=4"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for name in ("a", "b")]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    for name in ("a", "b"):
+        assert (tmp_path / name / "fold1" / "onestage" / "result.json").is_file()
