@@ -59,5 +59,5 @@ def test_train_shows_its_device(synthetic_cache, tmp_path, capsys):
     assert main(commands(synthetic_cache, tmp_path)["train"] + ["--stage", "one"]) == 0
     err = capsys.readouterr().err
     assert err.splitlines()[0].startswith("device: cpu (") and "fp32" in err.splitlines()[0]
-    assert "on cpu (" in err  # the summary's title says where the run ran
+    assert "trained on cpu (" in err  # under the summary: where the run ran
     assert "CUDA GPU(s) available" not in err

@@ -242,7 +242,9 @@ class StageTrainer:
                 stats = self._step(rows, present)
                 self._sums().add_(stats)
                 st.step_in_epoch, st.global_step = step + 1, st.global_step + 1
-                self.tracker.step(st.global_step, {k: stats[k] / stats["n"] for k in LOSS_PARTS}, self.opt.param_groups[0]["lr"])
+                if type(self.tracker) is not Tracker:  # per-step curves: one host sync (tolist) a step
+                    means = (stats[:len(LOSS_PARTS)] / stats[len(LOSS_PARTS)]).tolist()
+                    self.tracker.step(st.global_step, dict(zip(LOSS_PARTS, means)), self.opt.param_groups[0]["lr"])
                 steps_done += 1
                 if progress is not None:
                     # The shown loss costs a host sync: every SHOW_LOSS_EVERY steps, on rank 0 only.

@@ -170,7 +170,9 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
             result |= {"fold": fold, "seconds": time.perf_counter() - t0}
             results.append(result)
     if info.main:
-        console.print(summary_table(opts, results, describe_device(info.device)))
+        console.print(summary_table(opts, results))
+        console.print(f"trained on {describe_device(info.device)}" + (f" x {info.world} processes" if info.world > 1 else ""),
+                      highlight=False)
     return results
 
 
@@ -211,10 +213,10 @@ def warn_val_share(splits: Splits, table: FeatureTable, asked: float, console: C
                       f"validation scores; more clips per class bring the share down.[/]", highlight=False)
 
 
-def summary_table(opts: TrainOptions, results: list[dict], device: str | None = None) -> Table:
+def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
     # Readable at 80 columns: short headers, and why each stage stopped under the table, not in a column.
     stops = [f"{r['fold'] if r['fold'] is not None else '-'} {r['stage']}: {r['stop_reason'] or '-'}" for r in results]
-    table = Table(title=f"training summary: {opts.run_dir}" + (f" on {device}" if device else ""),
+    table = Table(title=f"training summary: {opts.run_dir}",
                   caption="val UAR/WAR: % at the best epoch. stopped: " + "; ".join(stops))
     for col in ("fold", "stage", "epochs", "steps", "best", "val UAR", "val WAR", "prompts kept/new", "time"):
         table.add_column(col, no_wrap=col not in ("prompts kept/new",))
