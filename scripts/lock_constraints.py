@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADER = ("# Exact versions the tests last passed with (scripts/lock_constraints.py writes this file;\n"
           "# scripts/setup.sh installs with it; UMBENET_UNPINNED=1 bash scripts/setup.sh installs the open\n"
           "# ranges of pyproject.toml instead). Python {python}.\n")
-NOT_PINNED = {"pip", "umbenet"}  # the installer itself, and this package (installed editable)
+NOT_PINNED = {"pip", "setuptools", "umbenet"}  # the venv's own installer tools (as pip freeze), and this package
 
 
 def _applies(req: Requirement, extras: set[str]) -> bool:
