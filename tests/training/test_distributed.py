@@ -72,6 +72,27 @@ def test_rank0_slow_save_two_stages_two_folds(two_fold_cache, tmp_path):
     assert (again.stderr + again.stdout).count("reused") == 4
 
 
+SLOW_RANK1_START = """
+if os.environ["RANK"] == "1":
+    import time
+    from umbenet_cli.training import run
+    real = run.prepare
+    def late(*a, **k):
+        time.sleep(4.0)  # rank 0 has written the new run's run.json by then
+        return real(*a, **k)
+    run.prepare = late
+"""
+
+
+def test_a_late_rank_joins_the_new_run(two_fold_cache, tmp_path):
+    """Rank 1 reaching its input checks after rank 0 wrote run.json: it must not take the new run for
+    an existing one ("already holds a run"), which failed the whole launch before."""
+    proc = launch(two_fold_cache, tmp_path, SLOW_RANK1_START, "--name", "r", "--fold", "1", "--stage", "1",
+                  "--set", "optim.max_epochs=1", "--set", "optim.batch_size=4")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads((tmp_path / "r" / "fold1" / "stage1" / "result.json").read_text())["epochs"] == 1
+
+
 RANK_DEPENDENT_VALIDATION = """
 from umbenet_cli.training import loop
 real = loop.evaluate

@@ -104,7 +104,9 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
     ``logger``: tensorboard, wandb or none (``training.tracking``), beside metrics.jsonl."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    table, available, folds = prepare(opts, new_run=new_run and not resume)
+    # Only rank 0 asks whether the run is new: it alone writes run.json, so a later rank would find
+    # rank 0's fresh run.json and refuse its own run (the launcher checked before spawning).
+    table, available, folds = prepare(opts, new_run=new_run and not resume and info.main)
     backbone = load_backbone(opts.model.backbone, device=info.device)
     check_backbone(table.spec, opts.model.backbone, backbone.fingerprint(), TrainError)
     if info.main:
