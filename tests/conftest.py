@@ -61,6 +61,19 @@ def sample_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def train_tiny_run(sample_cache):
+    """``train_tiny_run(runs_dir)``: a tiny one-stage run (2 steps, fold 1) on the sample cache,
+    trained into ``runs_dir/r``; each caller gets its own run folder."""
+    from umbenet_cli.cli import main
+
+    def train(runs):
+        assert main(["train", "--cache", str(sample_cache), "--runs-dir", str(runs), "--preset", "tiny",
+                     "--name", "r", "--fold", "1", "--stage", "one", "--max-steps", "2"]) == 0
+        return runs / "r"
+    return train
+
+
+@pytest.fixture(scope="session")
 def synthetic_cache(tmp_path_factory):
     """A learnable 4-class synthetic cache (tiny backbone widths), 5 folds, some modalities missing."""
     from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache

@@ -20,13 +20,11 @@ def flat(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def evaluated_run(sample_cache, tmp_path_factory):
+def evaluated_run(train_tiny_run, tmp_path_factory):
     """A tiny one-stage run (2 steps) on the sample cache, evaluated on its test split."""
-    runs = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--cache", str(sample_cache), "--runs-dir", str(runs), "--preset", "tiny",
-                 "--name", "r", "--fold", "1", "--stage", "one", "--max-steps", "2"]) == 0
-    assert main(["eval", str(runs / "r")]) == 0
-    return runs / "r"
+    run = train_tiny_run(tmp_path_factory.mktemp("runs"))
+    assert main(["eval", str(run)]) == 0
+    return run
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,9 @@ def flat(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def run_dir(sample_cache, tmp_path_factory):
+def run_dir(train_tiny_run, tmp_path_factory):
     """A tiny one-stage run (2 steps) on the prepared sample cache: runs/r/fold1/onestage/..."""
-    runs = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--cache", str(sample_cache), "--runs-dir", str(runs), "--preset", "tiny",
-                 "--name", "r", "--fold", "1", "--stage", "one", "--max-steps", "2"]) == 0
-    return runs / "r"
+    return train_tiny_run(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")

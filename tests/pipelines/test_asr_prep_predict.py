@@ -66,11 +66,8 @@ def test_prep_stores_transcripts_and_embeds_them(clips, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def run_dir(sample_cache, tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--cache", str(sample_cache), "--runs-dir", str(runs), "--preset", "tiny",
-                 "--name", "r", "--fold", "1", "--stage", "one", "--max-steps", "2"]) == 0
-    return runs / "r"
+def run_dir(train_tiny_run, tmp_path_factory):
+    return train_tiny_run(tmp_path_factory.mktemp("runs"))
 
 
 def test_predict_prints_the_transcript_and_the_model_reads_it(clips, run_dir, tmp_path, capsys, monkeypatch):
