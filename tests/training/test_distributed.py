@@ -65,6 +65,9 @@ def test_rank0_slow_save_two_stages_two_folds(two_fold_cache, tmp_path):
             assert (folder / "checkpoints" / "best" / "COMPLETE").is_file()
         assert (tmp_path / "r" / f"fold{fold}" / "stage2" / "init.json").is_file()
     assert "training summary" in proc.stderr + proc.stdout
+    # Rank 0 alone reports (rank 1 printed each line again before).
+    assert (proc.stderr + proc.stdout).count("fold 2 stage1: ") == 1
+    assert (proc.stderr + proc.stdout).count("fold 2 stage2: ") == 2  # what it carried, then its clips
     assert "device: cpu" in proc.stderr + proc.stdout
     # Resume of a finished run: every rank reuses every stage (rank 0's view, broadcast).
     again = launch(two_fold_cache, tmp_path, SLOW_RANK0_SAVE, "--name", "r", "--resume")

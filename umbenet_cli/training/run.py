@@ -104,6 +104,8 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
     ``logger``: tensorboard, wandb or none (``training.tracking``), beside metrics.jsonl."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if not info.main:  # one process speaks for the run; errors still reach the terminal (cli.main)
+        console = Console(quiet=True)
     # Only rank 0 asks whether the run is new: it alone writes run.json, so a later rank would find
     # rank 0's fresh run.json and refuse its own run (the launcher checked before spawning).
     table, available, folds = prepare(opts, new_run=new_run and not resume and info.main)
