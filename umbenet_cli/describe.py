@@ -20,6 +20,7 @@ PARTS = {
     "pool": "prompt pool (keys, values)",
     "sff": "sparse feature fusion",
     "class_prompts": "inherent prompts",
+    "class_vectors": "learned class vectors (ablation)",
 }
 
 
@@ -76,6 +77,11 @@ def describe_model(preset: str = "default", overrides: dict[str, str] | None = N
                   f"inherent tokens {cfg.inherent_length}")
     C, B = len(cfg.classes), cfg.optim.batch_size
     enc = model.class_prompts
+    if enc is None:
+        console.print(f"[bold]classifier[/] learned class vectors ({C} x {dims.embed_dim}), no text-tower pass")
+        console.print(parameter_table(model))
+        console.print_json(cfg.to_json())
+        return model
     plain_len = int(enc.eos_pos.max()) + 1
     if enc.shared_prefix:
         prefix = 1 + (cfg.pool.length if cfg.pool.enabled else 0) + cfg.inherent_length

@@ -17,7 +17,8 @@ are in no split and are counted in ``n_failed_left_out``.
 Written to ``<stage>/eval/<split>[-drop-...]/``: results.json, results.csv, predictions.csv,
 confusion_<subset>.csv/.png (counts and row-normalised; with neutral, also
 confusion_<subset>_without_neutral.csv: the authors' matrix), features.npz (inputs and fused
-features of the full subset, for the report's projections).
+features of the full subset, for the report's projections), head.json (the class embeddings'
+pairwise cosines and the logits' range, trained and at the start: ``head_diagnostics``).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from umbenet_cli.data.cache_read import FeatureTable, read_features
 from umbenet_cli.data.class_subset import ClassSelectionError, exclude_classes
 from umbenet_cli.devices import inference_precision
 from umbenet_cli.errors import UserError
+from umbenet_cli.evaluation.head_diagnostics import HeadStats
 from umbenet_cli.evaluation.metrics import (
     RULES, UAR_RULE, WITHOUT_NEUTRAL_RULES, confusion_matrix, delete_class, mean_std, scores_from_confusion,
 )
@@ -174,6 +176,7 @@ def _run_subsets(model: UMBEnet, table: FeatureTable, rows: np.ndarray, subsets,
     probs = {s: np.zeros((n, len(model.config.classes)), dtype=np.float32) for s in subsets}
     selected: dict = {s: [] for s in subsets}
     full = max(subsets, key=len)
+    head = HeadStats()
     fused, inputs = np.zeros((n, model.backbone.dims.embed_dim), np.float32), np.zeros((n, table.frame_emb.shape[2]), np.float32)
     presence = table.presence[rows]
     for s0 in range(0, n, batch_size):
@@ -195,7 +198,9 @@ def _run_subsets(model: UMBEnet, table: FeatureTable, rows: np.ndarray, subsets,
                 selected[s].append(out.selected.cpu().numpy().ravel())
             if s == full:
                 fused[idx] = out.fused.float().cpu().numpy()
-    return {"preds": preds, "probs": probs, "selected": selected, "fused": fused, "inputs": inputs}
+                head.add(out.class_emb, out.logits)
+    return {"preds": preds, "probs": probs, "selected": selected, "fused": fused, "inputs": inputs,
+            "head": head.result(float(model.backbone.logit_scale()))}
 
 
 def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (), checkpoint: str = "best",
@@ -248,9 +253,22 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
         plot_confusion(cm, classes, out_dir / f"confusion_{name}.png", title=fig_title, normalise=False, left_out=left_out)
         plot_confusion(cm, classes, out_dir / f"confusion_{name}_norm.png", title=fig_title, normalise=True, left_out=left_out)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "head.json").write_text(json.dumps(head_report(model, opts, table, rows, subsets, got, device), indent=2))
     _write_tables(out_dir, results, table, rows, got, subsets)
     results["out_dir"] = str(out_dir)
     return results
+
+
+def head_report(model: UMBEnet, opts: TrainOptions, table: FeatureTable, rows: np.ndarray, subsets,
+                got: dict, device: str) -> dict:
+    """head.json: ``head_diagnostics`` for the trained model and for the model the run started
+    from (its config and seed, the same frozen backbone), on the same clips, all trained modalities."""
+    full = max(subsets, key=len)
+    torch.manual_seed(opts.seed)  # as training builds it (training.two_stage)
+    start = UMBEnet(model.config, backbone=model.backbone).to(device).eval()
+    initial = run_subsets(start, table, rows, [full], model.config.optim.batch_size * 4, device)["head"]
+    return {"subset": subset_name(full), "about": "umbenet_cli.evaluation.head_diagnostics",
+            "classifier": model.config.classifier, "trained": got["head"], "initial": initial}
 
 
 def _scores(cm: np.ndarray, drop: int | None, rule: str | None = None) -> dict:

@@ -134,6 +134,11 @@ class UMBEnetConfig:
     # Tokens of inherent (task) prompts. The paper does not give it; CLIP's 77 positions hold
     # [SOS] + 64 pool tokens + 4 inherent + MAFW's longest class name ("helplessness.") + [EOS].
     inherent_length: int = 4
+    # What the fused feature is compared with. "prompts": the paper's class embeddings, class tokens
+    # (after P' and the inherent prompts) through the frozen CLIP text tower (eq. 14, 5). "vectors":
+    # an ablation, one learned vector per class (no text tower, no pool: needs pool.enabled=false),
+    # with the same cosine and the same logit scale.
+    classifier: Literal["prompts", "vectors"] = "prompts"
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -288,6 +293,10 @@ def _validate(c: UMBEnetConfig) -> list[str]:
          f"audio.sample_rate={c.audio.sample_rate}: log-mel features (whisper.audio) need 16000")
     need(c.audio.seconds > 0, f"audio.seconds={c.audio.seconds}: must be > 0")
     need(c.audio.conv_layers >= 1, f"audio.conv_layers={c.audio.conv_layers}: must be >= 1")
+    need(c.classifier in ("prompts", "vectors"), f"classifier={c.classifier!r}: use 'prompts' or 'vectors'")
+    need(c.classifier != "vectors" or not c.pool.enabled,
+         "classifier=vectors with pool.enabled=true: learned class vectors take no prompts, so P' would reach "
+         "nothing; set pool.enabled=false as well")
     need(c.pool.query in QUERY_FUNCTIONS, f"pool.query={c.pool.query!r}: choose one of {list(QUERY_FUNCTIONS)}")
     need(c.pool.size >= 1, f"pool.size={c.pool.size}: must be >= 1")
     need(c.pool.length >= 1, f"pool.length={c.pool.length}: must be >= 1")

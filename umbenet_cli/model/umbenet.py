@@ -6,6 +6,7 @@
     P', gates              = SFF(P*)                                             eq. 10-12
     e_c (per clip, class)  = CLIP_text([SOS] P' ; P_inherent ; class c ; [EOS])  eq. 14
     logits                 = logit_scale · cos(F_fusion, e_c)                    eq. 5
+    (ablation, classifier=vectors: e_c = learned vectors w_c / |w_c|, no pool, no text tower)
     loss                   = CE + lambda·sum|W1| (+ gate L1) + w·key loss       eq. 5, 13
 
 How it is trained (section 3.4: stage 1 unimodal, stage 2 from the prompts stage 1 activated with
@@ -70,6 +71,7 @@ class Output:
     key_loss: torch.Tensor
     gates: torch.Tensor | None  # [B, k, L_p, D_tok]
     streams: dict[str, torch.Tensor] = field(default_factory=dict)  # F_v, F_a, F_t [B, E]
+    class_emb: torch.Tensor | None = None  # [B or 1, C, E] e_c, unit norm (one per clip with P')
 
 
 @dataclass
@@ -103,9 +105,13 @@ class UMBEnet(nn.Module):
         self.fusion = AdaptiveFusion(E, config.fusion)
         self.pool = PromptPool(E, Dt, config.pool) if config.pool.enabled else None
         self.sff = SparseFeatureFusion(Dt, config.sff) if config.pool.enabled else None
-        self.class_prompts = ClassPromptEncoder(
-            self.backbone, config.classes, config.class_descriptions,
-            config.pool.length if config.pool.enabled else 0, config.inherent_length)
+        if config.classifier == "vectors":  # ablation: learned class vectors, no text tower
+            self.class_prompts = None
+            self.class_vectors = nn.Parameter(torch.randn(len(config.classes), E))
+        else:
+            self.class_prompts = ClassPromptEncoder(
+                self.backbone, config.classes, config.class_descriptions,
+                config.pool.length if config.pool.enabled else 0, config.inherent_length)
 
     # ------------------------------------------------------------------------------ build
     @classmethod
@@ -169,11 +175,18 @@ class UMBEnet(nn.Module):
             selected, key_loss = picked["indices"], picked["key_loss"]
         else:
             p_prime, gates, selected, key_loss = None, None, None, fused.new_zeros(())
-        class_emb = self.class_prompts(p_prime)  # [B or 1, C, E]
+        class_emb = self.class_embeddings(p_prime)  # [B or 1, C, E]
         with torch.autocast(fused.device.type, enabled=False):  # logits in float32 under autocast too
             logits = self.backbone.logit_scale().float() * torch.einsum(
                 "be,bce->bc", fused.float(), class_emb.float().expand(fused.shape[0], -1, -1))
-        return Output(logits=logits, fused=fused, selected=selected, key_loss=key_loss, gates=gates, streams=streams)
+        return Output(logits=logits, fused=fused, selected=selected, key_loss=key_loss, gates=gates, streams=streams,
+                      class_emb=class_emb)
+
+    def class_embeddings(self, p_prime: torch.Tensor | None) -> torch.Tensor:
+        """e_c, unit norm: [B, C, E] per clip from P' [B, L_p, D_tok], or [1, C, E] without P'."""
+        if self.class_prompts is None:
+            return F.normalize(self.class_vectors, dim=-1).unsqueeze(0)
+        return self.class_prompts(p_prime)
 
     def loss(self, out: Output, labels: torch.Tensor) -> LossParts:
         """Cross-entropy (eq. 5) plus the SFF L1 terms (eq. 13) and the key-matching term."""
