@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from umbenet_cli.devices import describe_device, torch_build
+from umbenet_cli.evaluation.head_diagnostics import class_geometry
 from umbenet_cli.model import UMBEnet, UMBEnetConfig
 
 # Which top-level parts of UMBEnet belong to which role in the paper's figure 2.
@@ -77,6 +78,11 @@ def describe_model(preset: str = "default", overrides: dict[str, str] | None = N
                   f"inherent tokens {cfg.inherent_length}")
     C, B = len(cfg.classes), cfg.optim.batch_size
     enc = model.class_prompts
+    geo = class_geometry(model)
+    console.print(f"[bold]class embeddings as built[/] pairwise cosine mean {geo['class_cosine']['mean']:.3f} "
+                  f"(max {geo['class_cosine']['max']:.3f}); logit scale {geo['logit_scale']:.2f}, so a unit F_fusion "
+                  f"can open at most {geo['logit_range']['ceiling_median']:.2f} logits between two classes (median "
+                  f"pair; umbenet_cli/evaluation/head_diagnostics.py)", highlight=False)
     if enc is None:
         console.print(f"[bold]classifier[/] learned class vectors ({C} x {dims.embed_dim}), no text-tower pass")
         console.print(parameter_table(model))

@@ -91,3 +91,26 @@ def test_eval_writes_head_json_trained_and_initial(synthetic_cache, tmp_path, ex
         assert head["trained"]["across_clips"] == pytest.approx(1.0)
     else:  # per-clip P': the class embeddings move with the clip
         assert head["trained"]["across_clips"] < 1.0
+
+
+def test_class_geometry_without_data_and_info_prints_it():
+    from typer.testing import CliRunner
+
+    from umbenet_cli.cli import app
+    from umbenet_cli.evaluation.head_diagnostics import class_geometry
+
+    torch.manual_seed(1)
+    model = UMBEnet(UMBEnetConfig.preset("tiny", classifier="vectors", **{"pool.enabled": False}))
+    w = F.normalize(model.class_vectors, dim=-1)
+    geo = class_geometry(model)
+    cos = (w @ w.T).detach()
+    off = ~torch.eye(len(cos), dtype=torch.bool)
+    assert geo["class_cosine"]["mean"] == pytest.approx(float(cos[off].mean()), abs=1e-3)
+    pairs = (2 - 2 * cos[off]).clamp(min=0).sqrt()
+    assert geo["logit_range"]["ceiling_median"] == pytest.approx(geo["logit_scale"] * float(pairs.median()), abs=1e-2)
+    # With class prompts and the pool: P' selected by random queries, so e_c varies with the query.
+    prompts = class_geometry(UMBEnet(UMBEnetConfig.preset("tiny")))
+    assert prompts["across_clips"] < 1.0 and prompts["n_clips"] == 16
+    out = CliRunner().invoke(app, ["info", "--preset", "tiny"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "class embeddings as built pairwise cosine mean" in out.output and "logits between two classes" in out.output

@@ -71,3 +71,26 @@ class HeadStats:
                             "spread_p90": round(float(np.percentile(spread, 90)), 4)},
             "across_clips": round(float(across), 4),
         }
+
+
+@torch.no_grad()
+def class_geometry(model, n_queries: int = 16, seed: int = 0) -> dict:
+    """The statistics above for a model as it stands (``umbenet info``: as built, before any
+    training), without data: F_fusion is replaced by ``n_queries`` random unit vectors, which
+    select P' from the pool as clips would. Depends only on the backbone, the classes and the
+    head's weights, so it shows what a text tower gives the classifier before training starts."""
+    was = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    fused = torch.nn.functional.normalize(torch.randn(n_queries, model.backbone.dims.embed_dim, generator=gen), dim=-1).to(dev)
+    p_prime = None
+    if model.pool is not None:
+        picked = model.pool(fused, torch.full((n_queries,), 7, device=dev))
+        p_prime = model.sff(picked["values"])[0]
+    class_emb = model.class_embeddings(p_prime).float()
+    scale = float(model.backbone.logit_scale())
+    stats = HeadStats()
+    stats.add(class_emb, scale * torch.einsum("be,bce->bc", fused, class_emb.expand(n_queries, -1, -1)))
+    model.train(was)
+    return stats.result(scale)
