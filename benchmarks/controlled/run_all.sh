@@ -13,6 +13,7 @@ mkdir -p benchmarks/controlled/.logs
   for s in 0 1 2 3 4; do echo "--clips-per-class 480 --part seed:$s"; done
   for s in 0 1 2; do echo "--part sweep:$s"; done
   for s in 0 1 2 3 4; do echo "--part seed:$s"; done
+  for s in 0 1 2 3 4; do echo "--clips-per-class 480 --part scale:$s"; echo "--part scale:$s"; done
 } | xargs -P 2 -I{} sh -c "$PY $B {} > \"benchmarks/controlled/.logs/\$(echo '{}' | tr -c 'a-z0-9\n' _).log\" 2>&1 && echo done: {}"
 $PY $B --clips-per-class 480 --merge > /dev/null
 $PY $B --merge > /dev/null

@@ -16,6 +16,7 @@ class information; neutral clips have no text; a few clips lack audio or text) a
 - head ablations: the prompt pool switched off (class embeddings from the text tower with the
   inherent prompts only, no P'), and learned class vectors in place of the text tower
   (``classifier=vectors``); a plain late-fusion baseline,
+- the two-stage model with a trained CLIP's logit scale (100) on the tiny tower,
 - what each model's stage 2 carried from stage 1, and its class embeddings' geometry (head.json),
 - on seeds 0-2, the paper's Table 4 sweep over prompt length, pool size and top-k.
 The Bayes-optimal classifier (true generator parameters) is scored on the same test clips.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -52,6 +54,7 @@ from umbenet_cli.data.synthetic import (SyntheticSpec, bayes_log_likelihoods, ba
 from umbenet_cli.evaluation.metrics import confusion_matrix, uar, war  # noqa: E402
 from umbenet_cli.model import load_backbone  # noqa: E402
 from umbenet_cli.model.config import TINY_BACKBONE, UMBEnetConfig  # noqa: E402
+from umbenet_cli.model.tiny_backbone import ensure_tiny_backbone  # noqa: E402
 from umbenet_cli.training.data import make_splits  # noqa: E402
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt")
@@ -69,6 +72,10 @@ ARMS = {
     # (same fused feature, same cosine, same logit scale).
     "class_vectors": ["--stage", "both", "--set", "pool.enabled=false", "--set", "classifier=vectors"],
 }
+# The tiny random CLIP keeps CLIP's initial logit scale, 1/0.07 = 14.3; a trained CLIP's is 100.
+# This arm is the two-stage model on a copy of the tiny backbone with the trained value (same
+# weights otherwise, same fingerprint): how much of the head's cost is the temperature alone.
+TRAINED_CLIP_SCALE = 100.0
 SWEEP_SEEDS = (0, 1, 2)
 TABLE4 = [(32, 8, 5), (32, 16, 5), (32, 32, 5), (64, 8, 3), (64, 8, 5), (64, 16, 3), (64, 16, 5), (64, 32, 3), (64, 32, 5)]
 
@@ -105,6 +112,29 @@ def train_eval(cache: Path, runs: Path, name: str, extra: list[str], epochs: int
         heads[w]["class_cosine"] = {k: v for k, v in heads[w]["class_cosine"].items() if k != "matrix"}
     return ({e["name"]: {"uar": e["uar"], "war": e["war"]} for e in res["subsets"]}
             | {"_seconds": time.perf_counter() - t0, "_stage2_init": carried, "_stages": stages, "_head": heads})
+
+
+def scaled_backbone(work: Path, scale: float) -> Path:
+    """A copy of the tiny backbone with logit scale ``scale``; the cache accepts it (the fingerprint
+    covers the projection weights, unchanged)."""
+    from transformers import CLIPModel
+
+    src, dst = ensure_tiny_backbone(), work / f"tiny-clip-scale{scale:g}"
+    shutil.copytree(src, dst)
+    clip = CLIPModel.from_pretrained(src)
+    with torch.no_grad():
+        clip.logit_scale.fill_(math.log(scale))
+    clip.save_pretrained(dst)
+    return dst
+
+
+def scale_arm(seed: int, work: Path, epochs: int, clips_per_class: int) -> dict:
+    """The two-stage model of seed ``seed`` with a trained CLIP's logit scale (a ``scale:N`` part)."""
+    spec = SyntheticSpec(classes=CLASSES, clips_per_class=clips_per_class, audio_seconds=1.0, signal=SIGNAL, missing=MISSING, seed=seed)
+    cache = write_synthetic_cache(work / f"cache{seed}", spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
+    backbone = scaled_backbone(work, TRAINED_CLIP_SCALE)
+    return {"two_stage_scale100": train_eval(cache, work / f"runs{seed}", "two_stage_scale100",
+                                             ["--stage", "both", "--set", f"backbone={backbone}"], epochs)}
 
 
 def score(y: np.ndarray, p: np.ndarray, C: int) -> dict:
@@ -178,7 +208,8 @@ def main_cli() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--sweep-epochs", type=int, default=20, help="epochs per stage of the Table 4 sweep")
     ap.add_argument("--part", help="run only this part and write it to --parts-dir: 'seed:N' (the rows of seed N) "
-                                   "or 'sweep:N' (the Table 4 sweep on seed N); parallel processes, then --merge")
+                                   "'sweep:N' (the Table 4 sweep on seed N) or 'scale:N' (seed N's two-stage model with a "
+                                   "trained CLIP's logit scale); parallel processes, then --merge")
     ap.add_argument("--merge", action="store_true", help="combine the parts in --parts-dir into results.json and RESULTS.md")
     ap.add_argument("--parts-dir", type=Path, default=None, help="default: .parts (.parts-<N>-clips with --clips-per-class N)")
     ap.add_argument("--clips-per-class", type=int, default=CLIPS_PER_CLASS,
@@ -200,6 +231,8 @@ def main_cli() -> None:
         if kind == "sweep":
             res = one_seed(int(seed), work, epochs, sweep=True, rows=False, sweep_epochs=args.sweep_epochs,
                            clips_per_class=cpc)
+        elif kind == "scale":
+            res = scale_arm(int(seed), work, epochs, cpc)
         else:
             res = one_seed(int(seed), work, epochs, sweep=False, clips_per_class=cpc)
         res |= {"_seconds": time.perf_counter() - t0, "_started": started, "_ended": time.time(),
@@ -209,6 +242,10 @@ def main_cli() -> None:
         return
     if args.merge:
         per_seed = [json.loads((args.parts_dir / f"seed{s}.json").read_text()) for s in seeds]
+        for s, p in zip(seeds, per_seed):  # the trained-CLIP logit scale arm, where it was run
+            f = args.parts_dir / f"scale{s}.json"
+            if f.is_file():
+                p["two_stage_scale100"] = json.loads(f.read_text())["two_stage_scale100"]
         sweeps = {int(f.stem[5:]): json.loads(f.read_text()) for f in sorted(args.parts_dir.glob("sweep*.json"))}
         parts = [json.loads(f.read_text()) for f in sorted(args.parts_dir.glob("*.json"))]
         seconds = sum(p["_seconds"] for p in parts)
@@ -218,7 +255,8 @@ def main_cli() -> None:
         commits = sorted({p["_commit"] for p in parts})
     else:
         work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
-        per_seed = [one_seed(s, work, epochs, sweep=False, clips_per_class=cpc) for s in seeds]
+        per_seed = [one_seed(s, work, epochs, sweep=False, clips_per_class=cpc) | scale_arm(s, work / "scale", epochs, cpc)
+                    for s in seeds]
         sweeps = {} if args.quick else {s: one_seed(s, work, epochs, sweep=True, rows=False, sweep_epochs=args.sweep_epochs,
                                                     clips_per_class=cpc) for s in SWEEP_SEEDS}
         shutil.rmtree(work, ignore_errors=True)
@@ -227,7 +265,9 @@ def main_cli() -> None:
     command = ("python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else "")
                + (f" --clips-per-class {cpc}" if scaled else ""))
     if args.merge:
-        sweep_part = f" and --part sweep:N for N in {sorted(sweeps)}" if sweeps else ""
+        sweep_part = f", --part sweep:N for N in {sorted(sweeps)}" if sweeps else ""
+        if (args.parts_dir / "scale0.json").is_file():
+            sweep_part += f", --part scale:N for N in {seeds}"
         command = (f"{command} --part seed:N for N in {seeds}{sweep_part} (separate processes, two at a "
                    f"time), then {command} --merge" + (f" --seeds {len(seeds)}" if len(seeds) != 5 else ""))
     results = {"command": command, "commit": ", ".join(commits), "date": time.strftime("%Y-%m-%d"),

@@ -14,9 +14,11 @@ ROWS = ("V", "A", "T", "V+T", "V+A", "A+T", "V+A+T")
 MISSING_ROWS = ("V", "A", "T", "V+T", "V+A", "A+T")
 COLUMNS = (("bayes", "Bayes-optimal"), ("plugin", "plug-in (same clips)"), ("trained_on_subset", "trained on the subset"),
            ("two_stage", "full, two-stage"), ("one_stage", "full, one-stage"), ("no_pool", "pool off"),
-           ("class_vectors", "class vectors"), ("late_fusion", "late fusion"))
+           ("class_vectors", "class vectors"), ("two_stage_scale100", "two-stage, logit scale 100"),
+           ("late_fusion", "late fusion"))
 HEAD_ARMS = (("two_stage", "class prompts, pool (the paper)"), ("one_stage", "the same, one-stage"),
-             ("no_pool", "class prompts, no pool (no P')"), ("class_vectors", "learned class vectors"))
+             ("no_pool", "class prompts, no pool (no P')"), ("class_vectors", "learned class vectors"),
+             ("two_stage_scale100", "class prompts, pool, logit scale 100"))
 
 # Earlier runs of this benchmark (full-modality test WAR, mean over seeds; A: the full model with
 # only audio against the model trained on audio alone). From results*.json at those commits.
@@ -65,10 +67,11 @@ def verdict(p: dict) -> str:
 
 
 def table3(ps: list[dict]) -> list[str]:
-    lines = ["| subset | " + " | ".join(name for _, name in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    cols = [(k, n) for k, n in COLUMNS if any(k in p for p in ps)]
+    lines = ["| subset | " + " | ".join(name for _, name in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for s in ROWS:
         cells = []
-        for key, _ in COLUMNS:
+        for key, _ in cols:
             u, w = values(ps, key, s, "uar"), values(ps, key, s, "war")
             cells.append("—" if w is None else f"{mean_sd(w)} ({mean_sd(u)})")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
@@ -100,6 +103,10 @@ def attribution(ps: list[dict]) -> list[str]:
         lines.append(f"| {what} | {paired_cell(paired(vb, va))} |")
     lf, ts = values(ps, "late_fusion", "V+A+T"), values(ps, "two_stage", "V+A+T")
     lines.append(f"| **sum: late fusion − UMBEnet two-stage** | {paired_cell(paired(lf, ts))} |")
+    hot = values(ps, "two_stage_scale100", "V+A+T")
+    if hot is not None:
+        lines.append(f"| aside: a trained CLIP's logit scale, 100 instead of 14.3 (two-stage at 100 − two-stage) | "
+                     f"{paired_cell(paired(hot, ts))} |")
     return lines
 
 
