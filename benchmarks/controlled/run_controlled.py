@@ -223,7 +223,7 @@ def main_cli() -> None:
     torch.set_num_threads(1)
     seeds = [0] if args.quick else list(range(args.seeds))
     epochs = 6 if args.quick else args.epochs
-    t0, started = time.perf_counter(), time.time()
+    t0, started, commit = time.perf_counter(), time.time(), library_commit()  # the library the part starts with
     if args.part:
         kind, seed = args.part.split(":")
         work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
@@ -236,7 +236,7 @@ def main_cli() -> None:
         else:
             res = one_seed(int(seed), work, epochs, sweep=False, clips_per_class=cpc)
         res |= {"_seconds": time.perf_counter() - t0, "_started": started, "_ended": time.time(),
-                "_commit": library_commit()}
+                "_commit": commit}
         (args.parts_dir / f"{kind}{seed}.json").write_text(json.dumps(res, indent=2))
         shutil.rmtree(work, ignore_errors=True)
         return
@@ -261,7 +261,7 @@ def main_cli() -> None:
                                                     clips_per_class=cpc) for s in SWEEP_SEEDS}
         shutil.rmtree(work, ignore_errors=True)
         seconds = time.perf_counter() - t0
-        note, commits = "one process", [library_commit()]
+        note, commits = "one process", [commit]
     command = ("python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else "")
                + (f" --clips-per-class {cpc}" if scaled else ""))
     if args.merge:

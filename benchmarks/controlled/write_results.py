@@ -22,6 +22,11 @@ HEAD_ARMS = (("two_stage", "class prompts, pool (the paper)"), ("one_stage", "th
 
 # Earlier runs of this benchmark (full-modality test WAR, mean over seeds; A: the full model with
 # only audio against the model trained on audio alone). From results*.json at those commits.
+# RESULTS*.md may end with a reading written by hand after a run: everything from this line on is
+# kept when the file is written again (a rerun's numbers then sit above the old reading until it
+# is rewritten; its date and commit say which run it reads).
+KEEP_MARK = "<!-- written by hand after the run below this line; write_results.py keeps it -->"
+
 HISTORY = [
     ("2026-11-24", "2217532", "first run", "120 x 3", 70.0, None, 52.6, 53.1, 53.1, None, 56.6, "12.4 / 12.4"),
     ("2026-11-24", "06ec8d4", "learnable audio cue, plug-in column", "120 x 3", 70.8, 66.8, 54.0, 52.4, 55.7, None, 60.2,
@@ -231,4 +236,6 @@ def write_markdown(results: dict, path: Path) -> None:
         if big.is_file():
             rows.append(headline(json.loads(big.read_text())))
         lines += ["", "## History of this benchmark (full-modality WAR, mean over seeds)\n", *history_table(rows)]
-    path.write_text("\n".join(lines) + "\n")
+    old = path.read_text() if path.is_file() else ""
+    kept = old[old.index(KEEP_MARK):] if KEEP_MARK in old else ""
+    path.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
