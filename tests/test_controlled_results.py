@@ -2,22 +2,18 @@
 statistics, the attribution's sum, columns only for arms that ran, the hand-written reading kept."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "controlled" / "write_results.py"
+from tests.benchmark_scripts import load_script
+
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("write_results", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("write_results")
 
 
 def test_paired_is_the_paired_t_interval():

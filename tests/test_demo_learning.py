@@ -2,26 +2,16 @@
 cache, each subset's UAR/WAR beside chance and the Bayes-optimal figure, labelled for what it is."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "controlled" / "demo_learning.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("demo_learning", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
+from tests.benchmark_scripts import load_script
 
 def test_demo_learning_prints_scores_beside_chance_and_bayes(tmp_path):
-    demo = load_script()
+    demo = load_script("demo_learning")
     buf = io.StringIO()
     result = demo.run_demo(tmp_path, clips_per_class=10, epochs=1, console=Console(file=buf, width=80))
     text = buf.getvalue()
