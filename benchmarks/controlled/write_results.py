@@ -25,7 +25,7 @@ HEAD_ARMS = (("two_stage", "class prompts, pool (the paper)"), ("one_stage", "th
 # RESULTS*.md may end with a reading written by hand after a run: everything from this line on is
 # kept when the file is written again (a rerun's numbers then sit above the old reading until it
 # is rewritten; its date and commit say which run it reads).
-KEEP_MARK = "<!-- written by hand after the run below this line; write_results.py keeps it -->"
+KEEP_MARK = "<!-- below this line: written by hand after the run; write_results.py keeps it when it rewrites this file -->"
 
 HISTORY = [
     ("2026-11-24", "2217532", "first run", "120 x 3", 70.0, None, 52.6, 53.1, 53.1, None, 56.6, "12.4 / 12.4"),
