@@ -228,12 +228,14 @@ def train(
         D.check_gpus(gpu_ids)
         opts = TrainOptions(**{**opts.__dict__, "device": f"cuda:{gpu_ids[0]}"})
     info = D.setup(opts.device)
+    finished = False
     try:
         run_training(opts, info, console, resume=continuing, new_run=not continuing, logger=logger)
         if info.main and not D.under_launcher():  # under torchrun the launching process records it
             record_command(run_dir, _ARGV)
+        finished = True
     finally:
-        D.cleanup()
+        D.cleanup(info, finished)
 
 
 @app.command("eval")

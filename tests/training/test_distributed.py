@@ -155,3 +155,62 @@ def test_two_runs_at_once_on_one_node(two_fold_cache, tmp_path):
         assert p.returncode == 0, err[-3000:]
     for name in ("a", "b"):
         assert (tmp_path / name / "fold1" / "onestage" / "result.json").is_file()
+
+
+def test_the_failure_named_is_the_rank_that_failed_on_its_own():
+    """torchrun stamps failures in whole seconds: a worker it stopped (SIGTERM) often carries the
+    same second as the one that crashed, and must not be named in its place."""
+    from types import SimpleNamespace as F
+
+    from umbenet_cli.training.distributed import first_failure
+
+    stopped, aborted = F(exitcode=-15, timestamp=100), F(exitcode=-6, timestamp=100)
+    assert first_failure({0: stopped, 1: aborted})[0] == 1
+    assert first_failure({0: F(exitcode=-15, timestamp=99), 1: aborted})[0] == 1  # even when stopped earlier
+    assert first_failure({0: F(exitcode=2, timestamp=101), 1: F(exitcode=-9, timestamp=100)})[0] == 0
+    assert first_failure({0: F(exitcode=1, timestamp=100), 1: F(exitcode=2, timestamp=100)})[0] == 0
+    assert first_failure({0: stopped, 1: F(exitcode=-15, timestamp=101)})[0] == 0  # none on its own: earliest
+
+
+ABORT_RANK1_AFTER_TRAINING = """
+if os.environ["RANK"] == "1":
+    from umbenet_cli.training import run
+    real = run.run_training
+    def then_abort(*a, **k):
+        real(*a, **k)
+        os.abort()  # rank 1 dies of its own signal after its work; rank 0 waits at the last barrier
+    run.run_training = then_abort
+"""
+
+
+def test_a_rank_that_dies_after_its_work_is_the_one_named(two_fold_cache, tmp_path):
+    proc = launch(two_fold_cache, tmp_path, ABORT_RANK1_AFTER_TRAINING, "--name", "r", "--fold", "1",
+                  "--stage", "one", "--max-steps", "2", timeout=180)
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    assert "training process 1 of 2 failed (signal 6" in proc.stderr, proc.stderr[-4000:]
+    assert (tmp_path / "r" / "fold1" / "onestage" / "checkpoints" / "best" / "COMPLETE").is_file()  # work kept
+
+
+LATE_TEARDOWN = """
+if os.environ["RANK"] == "{rank}":
+    import time
+    from umbenet_cli.training import run
+    real = run.run_training
+    def late(*a, **k):
+        out = real(*a, **k)
+        time.sleep(2.0)  # this rank reaches the teardown 2 s after the other
+        return out
+    run.run_training = late
+"""
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_either_rank_late_to_teardown(two_fold_cache, tmp_path, rank):
+    """A finished run exits 0 whichever rank leaves the process group last (a new run, then the
+    resume of the finished run, where rank 0 prints the summary after the last collective)."""
+    hook = LATE_TEARDOWN.format(rank=rank)
+    first = launch(two_fold_cache, tmp_path, hook, "--name", "r", "--fold", "1", "--stage", "one", "--max-steps", "2")
+    assert first.returncode == 0, first.stderr[-4000:]
+    again = launch(two_fold_cache, tmp_path, hook, "--name", "r", "--resume")
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "terminate called" not in first.stderr + again.stderr

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import uuid
 from dataclasses import dataclass
@@ -103,8 +104,7 @@ def relaunch(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node
     try:
         run(args)
     except ChildFailedError as exc:
-        # The process that failed first on its own (exit code > 0), not one torchrun then stopped.
-        rank, failure = min(exc.failures.items(), key=lambda kv: (kv[1].exitcode <= 0, kv[1].timestamp, kv[0]))
+        rank, failure = first_failure(exc.failures)
         code = failure.exitcode
         how = f"exit code {code}" if code >= 0 else f"signal {-code}"
         msg = (f"training process {rank} of {nproc * nnodes} failed ({how}; its message is above); "
@@ -112,6 +112,20 @@ def relaunch(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node
         print(f"error: {msg}", file=sys.stderr) if console is None else console.print(f"[bold red]error:[/] {msg}", highlight=False)
         return code if code > 0 else 1
     return 0
+
+
+# Signals torchrun's agent sends to stop the other workers once one has failed.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGKILL)
+
+
+def first_failure(failures: dict):
+    """(rank, failure) of the process that failed on its own (an exit code > 0, or a signal of its
+    own such as SIGABRT or SIGSEGV), not one torchrun then stopped with SIGTERM / SIGKILL; the
+    earliest of those, then the lowest rank. torchrun stamps failures in whole seconds, so a
+    worker it stopped can carry the same time as the one that failed: the time alone cannot tell."""
+    def stopped(f) -> bool:
+        return f.exitcode == 0 or (f.exitcode < 0 and -f.exitcode in STOP_SIGNALS)
+    return min(failures.items(), key=lambda kv: (stopped(kv[1]), kv[1].timestamp, kv[0]))
 
 
 def setup(device: str) -> DistInfo:
@@ -129,8 +143,14 @@ def setup(device: str) -> DistInfo:
     return DistInfo(rank=rank, world=world, local_rank=local, device=dev)
 
 
-def cleanup() -> None:
+def cleanup(info: DistInfo | None = None, finished: bool = False) -> None:
+    """Leave the process group. After a run every rank finished, the ranks first wait for each
+    other, so that none tears its connections down while another still has work (rank 0 prints the
+    summary after the last collective); after a failure there is no wait: the failing rank's
+    peers are stopped by the launcher."""
     if dist.is_initialized():
+        if finished and info is not None:
+            barrier(info)
         dist.destroy_process_group()
 
 
