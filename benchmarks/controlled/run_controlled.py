@@ -128,10 +128,16 @@ def scaled_backbone(work: Path, scale: float) -> Path:
     return dst
 
 
+def synthetic_cache(folder: Path, seed: int, clips_per_class: int) -> tuple[Path, SyntheticSpec]:
+    """The benchmark's MAFW-like synthetic cache of one seed, written to ``folder``, and its spec."""
+    spec = SyntheticSpec(classes=CLASSES, clips_per_class=clips_per_class, audio_seconds=1.0, signal=SIGNAL,
+                         missing=MISSING, seed=seed)
+    return write_synthetic_cache(folder, spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint()), spec
+
+
 def scale_arm(seed: int, work: Path, epochs: int, clips_per_class: int) -> dict:
     """The two-stage model of seed ``seed`` with a trained CLIP's logit scale (a ``scale:N`` part)."""
-    spec = SyntheticSpec(classes=CLASSES, clips_per_class=clips_per_class, audio_seconds=1.0, signal=SIGNAL, missing=MISSING, seed=seed)
-    cache = write_synthetic_cache(work / f"cache{seed}", spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
+    cache, _ = synthetic_cache(work / f"cache{seed}", seed, clips_per_class)
     backbone = scaled_backbone(work, TRAINED_CLIP_SCALE)
     return {"two_stage_scale100": train_eval(cache, work / f"runs{seed}", "two_stage_scale100",
                                              ["--stage", "both", "--set", f"backbone={backbone}"], epochs)}
@@ -147,8 +153,7 @@ def one_seed(seed: int, work: Path, epochs: int, sweep: bool, rows: bool = True,
              clips_per_class: int = CLIPS_PER_CLASS) -> dict:
     """The rows of one seed (every arm, the subset-trained models, late fusion, Bayes, plug-in),
     or with ``sweep`` (and ``rows=False``) the Table 4 sweep on that seed."""
-    spec = SyntheticSpec(classes=CLASSES, clips_per_class=clips_per_class, audio_seconds=1.0, signal=SIGNAL, missing=MISSING, seed=seed)
-    cache = write_synthetic_cache(work / f"cache{seed}", spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
+    cache, spec = synthetic_cache(work / f"cache{seed}", seed, clips_per_class)
     table = read_features(cache)
     splits = make_splits(table, 1, 0.1, 0)
     test = splits.test

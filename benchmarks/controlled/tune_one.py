@@ -21,9 +21,6 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 import run_controlled as rc  # noqa: E402
 
-from umbenet_cli.data.synthetic import SyntheticSpec, write_synthetic_cache  # noqa: E402
-from umbenet_cli.model import load_backbone  # noqa: E402
-from umbenet_cli.model.config import TINY_BACKBONE  # noqa: E402
 
 torch.set_num_threads(1)
 ap = argparse.ArgumentParser()
@@ -34,8 +31,7 @@ ap.add_argument("--name", default="run")
 ap.add_argument("rest", nargs="*")
 a = ap.parse_args()
 work = Path(tempfile.mkdtemp(prefix="umbenet-tune-"))
-spec = SyntheticSpec(classes=rc.CLASSES, clips_per_class=a.cpc, audio_seconds=1.0, signal=rc.SIGNAL, missing=rc.MISSING, seed=a.seed)
-cache = write_synthetic_cache(work / "cache", spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
+cache, _ = rc.synthetic_cache(work / "cache", a.seed, a.cpc)
 extra = [x for r in a.rest for x in ((["--set", r]) if "=" in r and not r.startswith("--") else [r])]
 t0 = time.time()
 res = rc.train_eval(cache, work / "runs", a.name, extra, a.epochs)  # later --set values override earlier ones
