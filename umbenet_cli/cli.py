@@ -153,6 +153,7 @@ def train(
     val_fraction: Annotated[float, typer.Option(help="Share of the training fold kept for validation (stratified).")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the validation split, batches and modality draws.")] = 0,
     init_from: Annotated[Optional[str], typer.Option(help="Stage 2: the stage-1 run or checkpoint to take prompts from.")] = None,
+    all_modalities: Annotated[bool, typer.Option("--all-modalities", help="With --stage one: every clip presents all its modalities (no random missing), an ablation arm.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run from its last checkpoint (options that may change: see the README).")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda (with --gpus to pick them).")] = "cpu",
     gpus: Annotated[Optional[str], typer.Option(help="Exactly these GPUs, e.g. 0,1 (more than one: DDP via torchrun).")] = None,
@@ -186,7 +187,7 @@ def train(
     continuing = (run_dir / "run.json").is_file()
     if continuing:
         values = {"cache": cache, "preset": preset, "set": parse_overrides(set_), "stage": stage, "fold": fold,
-                  "modalities": mods, "exclude_classes": exclude_classes, "val_fraction": val_fraction, "seed": seed, "init_from": init_from,
+                  "modalities": mods, "exclude_classes": exclude_classes, "val_fraction": val_fraction, "seed": seed, "init_from": init_from, "all_modalities": all_modalities,
                   "device": device, "save_every": save_every, "max_steps": max_steps}
         given = _given(ctx) | ({"device"} if gpu_ids else set())
         opts, notes = continue_run(run_dir, {k: v for k, v in values.items() if k in given or
@@ -209,6 +210,7 @@ def train(
                             stage=stage, fold=fold, modalities=mods,
                             exclude_classes=tuple(c for c in spec.classes if c not in kept),
                             val_fraction=val_fraction, seed=seed, init_from=absolute(init_from) if init_from else None,
+                            all_modalities=all_modalities,
                             device=device, save_every=save_every, max_steps=max_steps, extra={"preset": preset})
     _RESUME_HINT[:] = [resume_command(run_dir)]
     if nproc > 1 and not gpu_ids and opts.device != "cpu":

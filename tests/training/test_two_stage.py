@@ -12,7 +12,9 @@ from safetensors.numpy import load_file
 from umbenet_cli.cli import main
 from umbenet_cli.model import load_backbone
 from umbenet_cli.model.config import OptimConfig
+from umbenet_cli.training.distributed import DistInfo
 from umbenet_cli.training.options import TrainOptions
+from umbenet_cli.training.run import available_modalities
 from umbenet_cli.training.two_stage import (activated, build_stage_model, make_scheduler, stop_reason,
                                              transfer_warning)
 
@@ -25,22 +27,94 @@ def train(cache, runs, *extra):
 
 
 # ------------------------------------------------------------------------------- activation
-def test_activation_is_a_share_above_uniform_per_modality():
-    counts = torch.zeros(8, 4, dtype=torch.long)
-    counts[1] = torch.tensor([10, 10, 10, 10])  # video: uniform use, nothing stands out
-    counts[2] = torch.tensor([0, 1, 0, 30])      # audio: prompt 3 (prompt 1 touched once)
-    counts[4] = torch.tensor([5, 0, 2, 0])       # text (7 selections): prompt 0, and prompt 2 (2 * 4 > 7)
-    assert activated(counts).tolist() == [True, False, True, True]
-    counts[4] = torch.tensor([6, 0, 1, 0])       # prompt 2: 1 * 4 = 4 < 7
-    assert activated(counts).tolist() == [True, False, False, True]
-    assert not activated(torch.zeros(8, 4, dtype=torch.long)).any()
+N, K, CLIPS = 32, 5, 150  # the paper's pool (N 32, top-5) and 150 clips per modality
 
 
-@pytest.mark.parametrize("balance", ["false", "true"])
-def test_stage2_starts_from_what_stage1_activated(synthetic_cache, tmp_path, capsys, balance):
-    """N 32, k 5, batch 16, a few dozen stage-1 steps on a learnable cache: stage 2's pool holds
-    some carried prompts (stage 1's trained keys and values) and some fresh ones (neither)."""
-    sets = [*POOL, "--set", f"pool.balance={balance}", "--set", "optim.stop_train_accuracy=1.0"]
+def uniform_counts(rng: np.random.Generator, planted: dict[int, list[int]] | None = None,
+                   share: float = 0.8) -> torch.Tensor:
+    """[8, N] selections of a query without preference: each clip of V (1), A (2) and T (4)
+    picks K distinct prompts uniformly. ``planted``: for these modalities, each of a clip's K
+    picks comes from the listed prompts with probability ``share`` (else from the others)."""
+    counts = torch.zeros(8, N, dtype=torch.long)
+    for code in (1, 2, 4):
+        favoured = (planted or {}).get(code)
+        for _ in range(CLIPS):
+            if favoured is None:
+                picks = rng.choice(N, K, replace=False)
+            else:
+                others = np.setdiff1d(np.arange(N), favoured)
+                n_fav = rng.binomial(K, share)
+                picks = np.concatenate([rng.choice(favoured, min(n_fav, len(favoured)), replace=False),
+                                        rng.choice(others, K - min(n_fav, len(favoured)), replace=False)])
+            counts[code, picks] += 1
+    return counts
+
+
+def test_significant_rule_carries_nothing_from_noise():
+    """The null test: uniform random selection, 200 draws. The rule this replaces
+    (above_uniform) carries most of the pool from the same noise."""
+    rng = np.random.default_rng(11)
+    draws = [uniform_counts(rng) for _ in range(200)]
+    significant = [int(activated(c, top_k=K).sum()) for c in draws]
+    assert np.mean(significant) <= 1.0
+    assert np.mean([int(activated(c, top_k=K, rule="above_uniform").sum()) for c in draws]) > 20
+
+
+@pytest.mark.parametrize("code", [1, 2, 4])
+def test_significant_rule_finds_exactly_a_planted_preference(code):
+    """Five prompts take 80% of one modality's selections: those five are carried, and only
+    they, in at least 19 of 20 draws."""
+    rng = np.random.default_rng(code)
+    planted = [3, 9, 17, 22, 30]
+    hits = 0
+    for _ in range(20):
+        got = np.flatnonzero(activated(uniform_counts(rng, {code: planted}), top_k=K).numpy()).tolist()
+        hits += got == planted
+    assert hits >= 19
+
+
+def test_binomial_tail_is_exact():
+    from math import comb
+
+    from umbenet_cli.training.two_stage import binomial_tail
+
+    n, p = 40, 5 / 32
+    for c in (0, 1, 6, 12, 40):
+        want = sum(comb(n, x) * p ** x * (1 - p) ** (n - x) for x in range(c, n + 1))
+        assert float(binomial_tail(torch.tensor([c]), torch.tensor(n), p)[0]) == pytest.approx(want, rel=1e-9)
+
+
+def test_the_other_rules_do_what_they_say():
+    counts = torch.zeros(8, 6, dtype=torch.long)
+    counts[1] = torch.tensor([10, 10, 10, 10, 0, 0])  # video, k=2: 20 clips
+    counts[2] = torch.tensor([0, 1, 0, 9, 0, 0])       # audio: 5 clips
+    counts[4] = torch.tensor([2, 0, 0, 0, 0, 0])       # text
+    assert activated(counts, top_k=2, rule="any").tolist() == [True, True, True, True, False, False]
+    assert activated(counts, top_k=2, rule="all").tolist() == [True] * 6
+    assert activated(counts, top_k=2, rule="none").tolist() == [False] * 6
+    # top: video's two most selected (ties: lowest index), audio's 3 and 1, text's 0.
+    assert activated(counts, top_k=2, rule="top").tolist() == [True, True, False, True, False, False]
+    # above_uniform (count > total / N): video 10 * 6 > 40 for 0-3; audio 9 * 6 > 10 for 3 only.
+    assert activated(counts, top_k=2, rule="above_uniform").tolist() == [True, True, True, True, False, False]
+    assert not activated(torch.zeros(8, 6, dtype=torch.long), top_k=2, rule="any").any()
+    with pytest.raises(ValueError, match="available"):
+        activated(counts, top_k=2, rule="most")
+
+
+def test_a_saved_config_without_the_rule_keeps_the_rule_it_ran_with():
+    from umbenet_cli.model.config import UMBEnetConfig
+
+    saved = UMBEnetConfig.preset("tiny").to_dict()
+    del saved["pool"]["transfer"]
+    assert UMBEnetConfig.from_saved(saved).pool.transfer == "above_uniform"
+    assert UMBEnetConfig.preset("tiny").pool.transfer == "significant"
+
+
+def test_stage2_starts_from_what_the_trained_stage1_model_selects(synthetic_cache, tmp_path, capsys):
+    """N 32, k 5, batch 16, a few dozen stage-1 steps on a learnable cache: the counting pass runs
+    the trained stage-1 model on this run's training clips, each modality alone; stage 2's pool
+    holds the prompts it selects more than chance (keys and values from stage 1) and fresh ones."""
+    sets = [*POOL, "--set", "optim.stop_train_accuracy=1.0"]
     assert train(synthetic_cache, tmp_path, "--name", "s1", "--fold", "1", "--stage", "1",
                  "--max-steps", "30", *sets) == 0
     best = load_file(str(tmp_path / "s1" / "fold1" / "stage1" / "checkpoints" / "best" / "model.safetensors"))
@@ -52,19 +126,31 @@ def test_stage2_starts_from_what_stage1_activated(synthetic_cache, tmp_path, cap
     n, kept = init["carried"], init["prompts_carried"]
     assert 0 < n < 32 and init["fresh"] == 32 - n and len(kept) == n
     assert f"carried {n} of stage 1's 32 prompts" in out and f"{n} / {32 - n}" in out and "warning" not in out
+    assert init["rule"] == "significant" and init["alpha"] == 0.01
 
-    # "Activated" is read from the counts made without the balancing factor.
-    counts = best["pool.query_counts"] if balance == "true" else best["pool.counts"]
-    if balance == "true":  # the balanced counts alone would have carried the whole pool
-        assert activated(torch.from_numpy(best["pool.counts"])).all()
-    assert sorted(kept) == np.flatnonzero(activated(torch.from_numpy(counts)).numpy()).tolist()
-    names = {1: "V", 2: "A", 4: "T"}
-    for d in init["carried_detail"]:
-        assert d["stage1_counts"] == {names[c]: int(counts[c, d["stage1_prompt"]])
-                                      for c in (1, 2, 4) if counts[c, d["stage1_prompt"]]}
-
+    # Counted: every training clip of fold 1, once per modality it has; never validation or test.
     opts = TrainOptions.from_json((tmp_path / "s2" / "run.json").read_text())
-    model, record = build_stage_model(opts, "stage2", 1, load_backbone(opts.model.backbone))
+    from umbenet_cli.data.cache_read import read_features
+    from umbenet_cli.training.data import make_splits
+
+    table = read_features(opts.cache)
+    splits = make_splits(table, 1, opts.val_fraction, opts.seed)
+    for m, j in (("V", 0), ("A", 1), ("T", 2)):
+        assert init["counted_clips"][m] == int(table.presence[splits.train, j].sum())
+        assert init["stage1_selections"][m] == 5 * init["counted_clips"][m]
+        assert sum(init["stage1_counts"][m]) == init["stage1_selections"][m]
+    # Every carried prompt passed the test for some modality; no fresh one did.
+    threshold = init["threshold"]
+    assert threshold == pytest.approx(0.01 / (3 * 32))
+    for d in init["carried_detail"]:
+        assert min(d["p_values"].values()) <= threshold
+        assert d["stage1_counts"] == {m: init["stage1_counts"][m][d["stage1_prompt"]]
+                                      for m in "VAT" if init["stage1_counts"][m][d["stage1_prompt"]]}
+    for j in set(range(32)) - set(kept):
+        assert min(init["stage1_p_values"][m][j] for m in "VAT") > threshold
+
+    model, record = build_stage_model(opts, "stage2", 1, load_backbone(opts.model.backbone), table,
+                                      splits.train, available_modalities(table, opts), DistInfo())
     assert record["prompts_carried"] == kept
     keys, values = model.pool.keys.detach().numpy(), model.pool.values.detach().numpy()
     np.testing.assert_array_equal(keys[:n], best["pool.keys"][kept])
@@ -74,15 +160,31 @@ def test_stage2_starts_from_what_stage1_activated(synthetic_cache, tmp_path, cap
         assert np.abs(best["pool.values"] - fresh_value).reshape(32, -1).max(axis=1).min() > 1e-3
     assert int(model.pool.counts.sum()) == 0
 
+    # After the stage, the same pass on its best checkpoint, alone and together, for the report.
+    sel = json.loads((tmp_path / "s2" / "fold1" / "stage2" / "selection.json").read_text())
+    assert sel["counted_clips"]["V"] == init["counted_clips"]["V"]
+    assert sum(sel["counted_clips"][s] for s in sel["counted_clips"] if "+" in s or len(s) == 1) >= len(splits.train)
+    assert all(len(row) == 32 and sum(row) == 5 * sel["counted_clips"][s] for s, row in sel["counts"].items())
+
+
+@pytest.mark.parametrize("rule,carried", [("all", 32), ("none", 0)])
+def test_carry_all_and_carry_none_are_ablation_arms_without_a_warning(synthetic_cache, tmp_path, capsys, rule, carried):
+    assert train(synthetic_cache, tmp_path, "--name", "r", "--fold", "1", "--stage", "both", "--max-steps", "2",
+                 *POOL, "--set", f"pool.transfer={rule}") == 0
+    init = json.loads((tmp_path / "r" / "fold1" / "stage2" / "init.json").read_text())
+    assert init["carried"] == carried and init["rule"] == rule
+    assert "warning" not in capsys.readouterr().err
+
 
 def test_a_transfer_of_none_is_a_warning(synthetic_cache, tmp_path, capsys):
-    # A pool of 2 with top-2: every clip selects both prompts, so no prompt takes more than a
-    # uniform share of any modality's selections: nothing is carried.
+    # A pool of 2 with top-2: every clip selects both prompts, which is what uniform selection
+    # gives too: no prompt is selected more than chance, nothing is carried.
     sets = ["--set", "pool.size=2", "--set", "pool.top_k=2"]
     assert train(synthetic_cache, tmp_path, "--name", "r", "--fold", "1", "--stage", "both",
                  "--max-steps", "2", *sets) == 0
     out = capsys.readouterr().err
     assert "warning" in out and "carried none of stage 1's 2 prompts" in out and "0 / 2 (!)" in out
+    assert "'significant'" in out
 
 
 def test_a_transfer_of_all_is_a_warning():
@@ -151,3 +253,20 @@ def test_training_stops_when_training_accuracy_passes_the_threshold(synthetic_ca
     lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
     assert "training accuracy" in result["stop_reason"] and "passed 0.3" in result["stop_reason"]
     assert lines[-1]["train"]["acc"] > 0.3 and all(x["train"]["acc"] <= 0.3 for x in lines[:-1])
+
+
+# ---------------------------------------------------------------------- the one-stage arms
+def test_all_modalities_presents_every_modality_a_clip_has(synthetic_cache, tmp_path):
+    from umbenet_cli.training.two_stage import sample_presence, stage_mode
+
+    assert train(synthetic_cache, tmp_path, "--name", "r", "--fold", "1", "--stage", "one", "--all-modalities",
+                 "--max-steps", "2") == 0
+    opts = TrainOptions.from_json((tmp_path / "r" / "run.json").read_text())
+    assert opts.all_modalities and stage_mode("onestage", opts) == "all"
+    available = np.array([[True, False, True], [True, True, True]])
+    assert (sample_presence(available, stage_mode("onestage", opts), np.random.default_rng(0)) == available).all()
+    # Only the one-stage ablation takes it; a resume may not switch it on.
+    assert train(synthetic_cache, tmp_path, "--name", "x", "--fold", "1", "--stage", "both", "--all-modalities") == 2
+    assert train(synthetic_cache, tmp_path, "--name", "o", "--fold", "1", "--stage", "one", "--max-steps", "1") == 0
+    assert train(synthetic_cache, tmp_path, "--name", "o", "--fold", "1", "--stage", "one", "--resume",
+                 "--all-modalities") == 2

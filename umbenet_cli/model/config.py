@@ -93,6 +93,12 @@ class PoolConfig:
     balance: bool = False
     key_loss_weight: float = 0.5  # weight of the key-matching term (1 - cos), L2P's pull constraint
     enabled: bool = True  # False: no pool, inherent prompts only (an ablation)
+    # Which of stage 1's prompts stage 2 carries (training.two_stage.activated): "significant"
+    # (selected more than uniform selection explains, exact binomial test at transfer_alpha,
+    # Bonferroni over prompts x modalities), "above_uniform" (runs saved before the test existed),
+    # "any" (selected at least once), "top" (each modality's k most selected), "all", "none".
+    transfer: Literal["significant", "above_uniform", "any", "top", "all", "none"] = "significant"
+    transfer_alpha: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,10 @@ class UMBEnetConfig:
 
 # Fields added after configs were first saved, with the value that keeps an older saved config's
 # model as it was trained (see ``UMBEnetConfig.from_saved``).
-SAVED_BEFORE: dict[str, dict[str, Any]] = {"audio": {"residual": False, "standardize": False}}
+SAVED_BEFORE: dict[str, dict[str, Any]] = {
+    "audio": {"residual": False, "standardize": False},
+    "pool": {"transfer": "above_uniform"},  # the rule before the counting pass and its test
+}
 
 
 # ------------------------------------------------------------------------------- presets
@@ -302,6 +311,10 @@ def _validate(c: UMBEnetConfig) -> list[str]:
     need(c.pool.length >= 1, f"pool.length={c.pool.length}: must be >= 1")
     need(1 <= c.pool.top_k <= c.pool.size,
          f"pool.top_k={c.pool.top_k}: must be between 1 and pool.size={c.pool.size}")
+    rules = typing.get_args(typing.get_type_hints(PoolConfig)["transfer"])
+    need(c.pool.transfer in rules, f"pool.transfer={c.pool.transfer!r}: choose one of {list(rules)}")
+    need(0 < c.pool.transfer_alpha < 1,
+         f"pool.transfer_alpha={c.pool.transfer_alpha}: must be in (0, 1) (the test's family-wise error rate)")
     need(c.sff.l1_lambda >= 0 and c.sff.gate_l1 >= 0, "sff.l1_lambda and sff.gate_l1 must be >= 0")
     need(c.optim.lr > 0, f"optim.lr={c.optim.lr}: must be > 0")
     need(c.optim.batch_size >= 1, f"optim.batch_size={c.optim.batch_size}: must be >= 1")

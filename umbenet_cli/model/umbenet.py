@@ -167,8 +167,7 @@ class UMBEnet(nn.Module):
         """Everything after the encoders, for one presence mask [B, 3]. Evaluating several
         modality subsets reuses one ``encode`` (which no subset changes) and calls this per subset."""
         present = present.bool()
-        tokens = torch.stack([streams[m] for m in MODALITIES], dim=1)
-        fused = self.fusion(tokens, present)
+        fused = self.fuse(streams, present)
         if self.pool is not None:
             picked = self.pool(fused, subset_code(present))
             p_prime, gates = self.sff(picked["values"])
@@ -181,6 +180,11 @@ class UMBEnet(nn.Module):
                 "be,bce->bc", fused.float(), class_emb.float().expand(fused.shape[0], -1, -1))
         return Output(logits=logits, fused=fused, selected=selected, key_loss=key_loss, gates=gates, streams=streams,
                       class_emb=class_emb)
+
+    def fuse(self, streams: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """F_fusion [B, E] (eq. 2-3) of the stream features for one presence mask [B, 3]: the
+        prompt pool's query."""
+        return self.fusion(torch.stack([streams[m] for m in MODALITIES], dim=1), present.bool())
 
     def class_embeddings(self, p_prime: torch.Tensor | None) -> torch.Tensor:
         """e_c, unit norm: [B, C, E] per clip from P' [B, L_p, D_tok], or [1, C, E] without P'."""

@@ -40,6 +40,8 @@ class TrainOptions:
     val_fraction: float = 0.1
     seed: int = 0
     init_from: Path | None = None  # stage 2 alone: a stage-1 run folder or checkpoint
+    # One-stage ablation arm: every clip presents all the modalities it has (no random missing).
+    all_modalities: bool = False
     device: str = "cpu"
     save_every: int = 0  # also checkpoint every N steps (0: at epoch ends only)
     max_steps: int | None = None  # stop each stage after N optimiser steps (smoke runs)
@@ -54,6 +56,9 @@ class TrainOptions:
             problems.append(f"--modalities {','.join(self.modalities)}: choose among {list(MODALITIES)}")
         if not 0.0 < self.val_fraction < 0.5:
             problems.append(f"--val-fraction {self.val_fraction}: must be in (0, 0.5)")
+        if self.all_modalities and self.stage != "one":
+            problems.append(f"--all-modalities with --stage {self.stage}: it trains the one-stage ablation on every "
+                            f"clip's full set of modalities; use it with --stage one")
         if self.save_every < 0 or (self.max_steps is not None and self.max_steps < 1):
             problems.append("--save-every must be >= 0 and --max-steps >= 1")
         if problems:
@@ -81,4 +86,5 @@ class TrainOptions:
         d["init_from"] = Path(d["init_from"]) if d["init_from"] else None
         d["modalities"] = tuple(d["modalities"])
         d["exclude_classes"] = tuple(d.get("exclude_classes") or ())
+        d.setdefault("all_modalities", False)  # run.json written before the option existed
         return replace(cls(**d), **changes)

@@ -21,7 +21,8 @@ launch options, ``--save-every``,
 ``--preset``, any other ``--set``,          refused unless equal to the recorded value: they
 ``--fold``, ``--modalities``,               change what the finished steps trained; train
 ``--exclude-classes``, ``--val-fraction``,  another run (``--name``) instead
-``--seed``, ``--init-from``
+``--seed``, ``--init-from``,
+``--all-modalities``
 ==========================================  =====================================================
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ from umbenet_cli.training.options import TrainError, TrainOptions, absolute
 # Config keys a started run may change (with --set); every other key is part of what it trained.
 CHANGEABLE_KEYS = ("optim.max_epochs", "backbone")
 # Options compared with the recorded value: a different one is refused.
-FIXED_OPTIONS = ("fold", "modalities", "exclude_classes", "val_fraction", "seed", "init_from")
+FIXED_OPTIONS = ("fold", "modalities", "exclude_classes", "val_fraction", "seed", "init_from", "all_modalities")
 # Options applied as given: where and how the run goes on, not what it trains.
 HOW_OPTIONS = ("device", "save_every", "max_steps")
 _STAGE_SETS = {"1": {"stage1"}, "2": {"stage2"}, "both": {"stage1", "stage2"}, "one": {"onestage"}}

@@ -31,7 +31,8 @@ from umbenet_cli.training.loop import StageTrainer
 from umbenet_cli.training.options import TrainError, TrainOptions
 from umbenet_cli.training.resume import cache_digest, check_same_clips, recorded_json, reopens
 from umbenet_cli.training.tracking import open_tracker
-from umbenet_cli.training.two_stage import STAGE_MODES, build_stage_model, stage1_checkpoint, transfer_warning
+from umbenet_cli.training.two_stage import (build_stage_model, stage_mode, stage1_checkpoint, transfer_warning,
+                                            write_selection)
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +146,9 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
                               f"under the raised limit", highlight=False)
             if info.main:
                 folder.mkdir(parents=True, exist_ok=True)
-            model, init = build_stage_model(opts, stage, fold, backbone)
+            model, init = build_stage_model(opts, stage, fold, backbone, table, splits.train, available, info)
             model.to(info.device)
-            trainer = StageTrainer(model, table, splits, available, STAGE_MODES[stage], stage, folder,
+            trainer = StageTrainer(model, table, splits, available, stage_mode(stage, opts), stage, folder,
                                    opts.seed, info, opts.save_every, opts.max_steps)
             trainer.console = console
             if resume and trainer.resume():
@@ -171,6 +172,7 @@ def run_training(opts: TrainOptions, info: DistInfo, console: Console, resume: b
             with progress, trainer.tracker:
                 result = trainer.run(progress)
                 trainer.tracker.summary(result)
+            write_selection(model, folder, table, splits.train, available, info)
             result |= {"fold": fold, "seconds": time.perf_counter() - t0}
             results.append(result)
     if info.main:
@@ -200,8 +202,9 @@ def usable_splits(splits: Splits, table: FeatureTable, available: np.ndarray, co
 
 def transfer_line(init: dict) -> str:
     """One line on what stage 2 took from stage 1 (init.json)."""
+    rule = init.get("rule", "above_uniform")
     return (f"carried {init['carried']} of stage 1's {init['stage1_pool_size']} prompts "
-            f"(activated: {init['prompts_carried']}), {init['fresh']} fresh, from {init['init_from']}")
+            f"(rule {rule}: {init['prompts_carried']}), {init['fresh']} fresh, from {init['init_from']}")
 
 
 def warn_val_share(splits: Splits, table: FeatureTable, asked: float, console: Console) -> None:
