@@ -6,7 +6,7 @@ import torch
 
 from umbenet_cli.model.config import PoolConfig
 from umbenet_cli.model.prompt_pool import PromptPool, balance_scores, key_distance, similarity
-from umbenet_cli.training.two_stage import transfer_activated
+from umbenet_cli.training.two_stage import Selections, transfer_activated
 
 
 def _pool(keys, query="cosine", top_k=1, balance=False, length=2):
@@ -79,11 +79,12 @@ def test_stage2_transfer_keeps_exactly_the_activated_prompts():
     torch.manual_seed(0)
     old = PromptPool(4, 3, PoolConfig(size=6, length=2, top_k=2))
     new = PromptPool(4, 3, PoolConfig(size=5, length=2, top_k=2))
-    old.counts[1, 4] = 7   # most used
-    old.counts[4, 1] = 2
-    old.counts[2, 1] = 1   # prompt 1 used by two subsets: 3 in all
+    counts = torch.zeros(8, 6, dtype=torch.long)
+    counts[1, 4] = 7   # most used
+    counts[4, 1] = 2
+    counts[2, 1] = 1   # prompt 1 used by two modalities: 3 in all
     fresh_tail = new.keys[2:].detach().clone()
-    kept = transfer_activated(old, new)
+    kept = transfer_activated(old, new, seen(counts), rule="any", alpha=0.01)
     assert kept == [4, 1]
     torch.testing.assert_close(new.keys[:2], old.keys[[4, 1]])
     torch.testing.assert_close(new.values[:2], old.values[[4, 1]])
@@ -93,11 +94,18 @@ def test_stage2_transfer_keeps_exactly_the_activated_prompts():
 
 def test_stage2_transfer_truncates_to_new_size_and_checks_length():
     old = PromptPool(4, 3, PoolConfig(size=6, length=2, top_k=2))
-    old.counts[1, 0], old.counts[2, 1], old.counts[4, 2], old.counts[3, 3] = 5, 4, 3, 2  # 4 activated
+    counts = torch.zeros(8, 6, dtype=torch.long)
+    counts[1, 0], counts[2, 1], counts[4, 2], counts[4, 3] = 5, 4, 3, 2  # 4 activated
+    counts[3, 5] = 9  # a V+A presentation: not a modality alone, so it activates nothing
     small = PromptPool(4, 3, PoolConfig(size=3, length=2, top_k=2))
-    assert transfer_activated(old, small) == [0, 1, 2]
+    assert transfer_activated(old, small, seen(counts), rule="any", alpha=0.01) == [0, 1, 2]
     with pytest.raises(ValueError, match="pool.length"):
-        transfer_activated(old, PromptPool(4, 3, PoolConfig(size=6, length=5, top_k=2)))
+        transfer_activated(old, PromptPool(4, 3, PoolConfig(size=6, length=5, top_k=2)), seen(counts), "any", 0.01)
+
+
+def seen(counts: torch.Tensor) -> Selections:
+    """A counting pass that saw ``counts`` with per-clip queries."""
+    return Selections(counts, counts, counts.sum(1) // 2)
 
 
 def test_query_is_each_clips_own_feature():

@@ -119,3 +119,46 @@ def test_pool_figures_show_one_checkpoint_and_say_which(tmp_path, monkeypatch):
     assert np.array_equal(np.asarray(heat).sum(0), best.sum(0))  # not the last epoch's 5, 9, 9, 9
     assert "best checkpoint" in usage.axes[0].get_title() and "best checkpoint" in keys.axes[0].get_title()
     assert "1 of 4 prompts used" in keys.axes[0].get_title()
+
+
+def test_pool_figures_read_the_counting_pass_and_label_carried_slots(tmp_path, monkeypatch):
+    """With selection.json (the counting pass after each stage) the figures show it, not the
+    running counts of training; stage 1's panel marks what stage 2 carried, and stage 2's slots
+    name the stage-1 prompt they hold."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from umbenet_cli.reporting import pool_figures as P
+
+    rng = np.random.default_rng(0)
+    s1, s2 = tmp_path / "fold1" / "stage1", tmp_path / "fold1" / "stage2"
+    running = np.zeros((8, 4), np.int64)
+    running[1] = [9, 9, 9, 9]  # the first steps' random keys: every prompt
+    for stage in (s1, s2):
+        (stage / "checkpoints" / "best").mkdir(parents=True)
+        save_file({"pool.keys": rng.standard_normal((4, 6)).astype(np.float32), "pool.counts": running},
+                  str(stage / "checkpoints" / "best" / "model.safetensors"))
+    (s1 / "selection.json").write_text(json.dumps(
+        {"pool_size": 4, "counts": {"V": [0, 0, 7, 1], "A": [5, 0, 0, 0], "V+A": [1, 1, 0, 0]}}))
+    (s2 / "init.json").write_text(json.dumps({"prompts_carried": [2, 0], "carried": 2, "fresh": 2}))
+    exp = SimpleNamespace(name="r", folds=[SimpleNamespace(fold=1)], stage_dirs=lambda f: [s1, s2])
+    figs = []
+    monkeypatch.setattr(P, "save", lambda fig, path: figs.append(fig) or path)
+    P.usage_figure(exp, tmp_path / "u.png")
+    P.keys_figure(exp, tmp_path / "k.png")
+    usage, keys = figs
+    heat1 = np.asarray(usage.axes[0].images[0].get_array())
+    assert heat1.sum(0).tolist() == [6, 1, 7, 1]  # the counting pass, not 9, 9, 9, 9
+    assert [t.get_text() for t in usage.axes[0].get_yticklabels()] == ["V", "A", "V+A"]
+    assert "counting pass" in usage.axes[0].get_title()
+    assert "no counting pass" in usage.axes[1].get_title()  # stage 2 has none: says so
+    bars1 = [b.get_facecolor() for b in usage.axes[2].patches]  # stage 1: carried prompts 0 and 2 in red
+    red = bars1[0]
+    assert bars1[2] == red and bars1[1] != red and bars1[3] != red
+    ticks2 = [t.get_text() for t in usage.axes[3].get_xticklabels()]
+    assert ticks2 == ["0<-2", "1<-0", "2", "3"]
+    labels = sorted(t.get_text() for t in keys.axes[1].texts)
+    assert labels == ["0<-2", "1<-0", "2", "3"]

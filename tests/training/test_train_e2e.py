@@ -12,10 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-import torch
-
 from umbenet_cli.cli import main
-from umbenet_cli.training.two_stage import activated
 
 
 def train(cache, runs, *extra):
@@ -50,11 +47,12 @@ def test_both_stages_on_the_sample_cache(sample_cache, tmp_path):
     assert set(first["val"]) == {"loss", "uar", "war", "n"} and first["lr"] == 2e-3
     counts = np.array(metrics(s1)[-1]["pool_counts"])
     assert counts[[1, 2, 4]].sum() == counts.sum() > 0  # stage 1 presents one modality per clip
-    # Stage 2 starts from exactly the prompts stage 1's best checkpoint activated.
+    # Stage 2 starts from exactly the prompts the counting pass of stage 1's best checkpoint found
+    # selected more than chance for some modality (p-values recorded per prompt and modality).
     init = json.loads((s2 / "init.json").read_text())
-    best = load_file(str(s1 / "checkpoints" / "best" / "model.safetensors"))
-    used = np.flatnonzero(activated(torch.from_numpy(best["pool.counts"])).numpy())
-    assert sorted(init["prompts_carried"]) == used.tolist() and init["carried"] == used.size
+    p_min = np.min([init["stage1_p_values"][m] for m in init["stage1_p_values"]], axis=0)
+    assert sorted(init["prompts_carried"]) == np.flatnonzero(p_min <= init["threshold"]).tolist()
+    assert init["carried"] == len(init["prompts_carried"])
     assert (run / "log.txt").read_text().count("epoch") >= 4
 
 

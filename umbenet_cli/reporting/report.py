@@ -32,12 +32,15 @@ FIGURES = (  # (section, file prefix, function, caption, what is missing when it
     ("Training curves", "curves", F.curves_figure,
      "training loss and validation UAR per epoch, per stage and fold (metrics.jsonl)", "no metrics.jsonl"),
     ("Prompt pool: usage", "pool_usage", P.usage_figure,
-     "prompt selections per modality subset and prompt during training, up to each stage's best checkpoint "
-     "(the one evaluated and drawn in the keys figure; its pool.counts)",
+     "prompt selections per presented subset and prompt by each stage's best checkpoint (the one evaluated and "
+     "drawn in the keys figure), counted over the training clips after the stage, each modality alone and all "
+     "together (selection.json; older runs: the training counts, as labelled); stage 1: red = carried to stage 2; "
+     "stage 2: 'a<-b' = slot a holds stage 1's prompt b",
      "no prompt pool (pool.enabled=false) or no metrics"),
     ("Prompt pool: keys (Fig. 8)", "pool_keys", P.keys_figure,
      "pool keys of each stage's best checkpoint projected on 2 principal components; colour = subset selecting "
-     "the prompt most (the usage figure's counts), hollow = unused, ring = carried from stage 1",
+     "the prompt most (the usage figure's counts), hollow = unused, ring = carried from stage 1 (labelled "
+     "'slot<-stage-1 prompt')",
      "no pool keys in the checkpoints"),
     ("Features before and after the model (Fig. 6)", "features", F.features_figure,
      "PCA of the mean input frame embedding and of the fused feature, coloured by class", "no features.npz"),
