@@ -64,6 +64,7 @@ def test_rank0_slow_save_two_stages_two_folds(two_fold_cache, tmp_path):
             assert json.loads((folder / "result.json").read_text())["epochs"] == 1
             assert (folder / "checkpoints" / "best" / "COMPLETE").is_file()
         assert (tmp_path / "r" / f"fold{fold}" / "stage2" / "init.json").is_file()
+    assert_counting_pass_is_whole(tmp_path / "r", fold=2)
     assert "training summary" in proc.stderr + proc.stdout
     # Rank 0 alone reports (rank 1 printed each line again before).
     assert (proc.stderr + proc.stdout).count("fold 2 stage1: ") == 1
@@ -73,6 +74,35 @@ def test_rank0_slow_save_two_stages_two_folds(two_fold_cache, tmp_path):
     again = launch(two_fold_cache, tmp_path, SLOW_RANK0_SAVE, "--name", "r", "--resume")
     assert again.returncode == 0, again.stderr[-4000:]
     assert (again.stderr + again.stdout).count("reused") == 4
+
+
+def assert_counting_pass_is_whole(run: Path, fold: int) -> None:
+    """The 2-process counting pass (each rank every other batch, counts summed) saw every training
+    clip once per modality and counted what one process counts on the same checkpoint."""
+    import numpy as np
+
+    from umbenet_cli.data.cache_read import read_features
+    from umbenet_cli.model import load_backbone
+    from umbenet_cli.model.checkpoint import load_weights
+    from umbenet_cli.model.umbenet import UMBEnet
+    from umbenet_cli.training.distributed import DistInfo
+    from umbenet_cli.training.options import TrainOptions
+    from umbenet_cli.training.run import available_modalities
+    from umbenet_cli.training.two_stage import count_selections
+    from umbenet_cli.training.data import make_splits
+
+    opts = TrainOptions.from_json((run / "run.json").read_text())
+    init = json.loads((run / f"fold{fold}" / "stage2" / "init.json").read_text())
+    table = read_features(opts.cache)
+    train = make_splits(table, fold, opts.val_fraction, opts.seed).train
+    available = available_modalities(table, opts)
+    model = UMBEnet(opts.model, backbone=load_backbone(opts.model.backbone))
+    load_weights(model, run / f"fold{fold}" / "stage1" / "checkpoints" / "best")
+    one = count_selections(model, table, train, available, DistInfo(), opts.model.optim.batch_size)
+    for m, code, j in (("V", 1, 0), ("A", 2, 1), ("T", 4, 2)):
+        assert init["counted_clips"][m] == int(available[train, j].sum()) == int(one.clips[code])
+        assert init["stage1_counts"][m] == one.counts[code].tolist()
+    assert np.asarray(init["stage1_counts"]["V"]).sum() == opts.model.pool.top_k * init["counted_clips"]["V"]
 
 
 SLOW_RANK1_START = """
