@@ -9,7 +9,7 @@ from umbenet_cli.model import ConfigError, UMBEnet, UMBEnetConfig
 
 def test_paper_preset_is_the_papers_setting():
     cfg = UMBEnetConfig.preset("paper")
-    assert (cfg.pool.length, cfg.pool.size, cfg.pool.top_k) == (64, 32, 5)
+    assert (cfg.pool.size, cfg.pool.top_k) == (32, 5)
     assert cfg.backbone == "openai/clip-vit-large-patch14"
     o = cfg.optim
     assert (o.optimizer, o.lr, o.batch_size, o.plateau_factor, o.plateau_epochs, o.min_lr, o.stop_train_accuracy) == (
@@ -20,6 +20,27 @@ def test_paper_preset_is_the_papers_setting():
     for name in ("paper", "default"):
         c = UMBEnetConfig.preset(name)
         assert (c.pool.balance, c.optim.grad_clip) == (False, 0.0)
+
+
+@pytest.mark.parametrize("preset", ["default", "paper", "authors-code"])
+def test_prompt_length_is_table4s_overall_length(preset):
+    # The authors' prompt_length = 64: [SOS] + 32 pool tokens + 32 inherent + class name + "." + [EOS]
+    cfg = UMBEnetConfig.preset(preset)
+    assert (cfg.pool.length, cfg.inherent_length, cfg.prompt_length) == (32, 32, 64)
+    assert cfg.override({"pool.enabled": "false", "classifier": "prompts"}).prompt_length == 32
+
+
+def test_prompt_too_long_for_clip_is_refused_when_the_config_is_validated():
+    # No backbone is loaded: 1 + 48 + 32 + 2 ("helplessness.") + 1 = 84 > 77
+    with pytest.raises(ConfigError) as err:
+        UMBEnetConfig.preset("paper", **{"pool.length": 48})
+    text = str(err.value)
+    assert "prompt length 80 (pool.length 48 + inherent_length 32)" in text
+    assert "= 84 exceed CLIP's 77 text positions; shorten pool.length or inherent_length" in text
+    # 1 + 40 + 33 + 2 + 1 = 77 fits
+    assert UMBEnetConfig.preset("paper", **{"pool.length": 40, "inherent_length": 33}).prompt_length == 73
+    with pytest.raises(ConfigError, match="or set class_descriptions=false"):
+        UMBEnetConfig.preset("paper", **{"class_descriptions": True, "pool.length": 40})
 
 
 def test_authors_code_preset():
@@ -74,6 +95,8 @@ def test_json_round_trip_and_diff():
 
 
 def test_prompt_that_cannot_fit_the_text_tower_is_refused(backbone):
+    # The config's tokenizer-free bound lets it through (at least 11 tokens for helplessness's
+    # description: 77); the tokenizer counts 15, and the model refuses it.
     cfg = UMBEnetConfig.preset("paper", backbone="umbenet/tiny-random-clip", class_descriptions=True)
     with pytest.raises(ConfigError, match="exceed the text tower's 77 positions"):
         UMBEnet(cfg, backbone=backbone)

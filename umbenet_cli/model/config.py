@@ -22,13 +22,14 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from umbenet_cli.data.classes import MAFW_CLASSES
+from umbenet_cli.data.classes import CLASS_DESCRIPTIONS, MAFW_CLASSES, class_text, min_clip_tokens
 
 MODALITIES: tuple[str, ...] = ("video", "audio", "text")
 QUERY_FUNCTIONS: tuple[str, ...] = ("cosine", "l2", "l1")
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
 PAPER_BACKBONE = "openai/clip-vit-large-patch14"
 TINY_BACKBONE = "umbenet/tiny-random-clip"
+CLIP_TEXT_POSITIONS = 77  # the text tower's positions in every CLIP checkpoint (the tiny one too)
 
 
 class ConfigError(UserError, ValueError):
@@ -84,7 +85,9 @@ class PoolConfig:
     """Prompt Pool (eq. 4, 8-9)."""
 
     size: int = 32  # N
-    length: int = 64  # L_p, tokens per prompt value
+    # L_p, tokens per prompt value. Table 4's "Length" is the whole prompt, pool.length +
+    # inherent_length: the authors' prompt_length = 64 is 32 pool tokens and 32 inherent ones.
+    length: int = 32
     top_k: int = 5
     query: Literal["cosine", "l2", "l1"] = "cosine"
     # Frequency-balanced selection while training. Off: the paper has none (the authors' code's
@@ -131,9 +134,10 @@ class UMBEnetConfig:
     classes: tuple[str, ...] = MAFW_CLASSES
     class_descriptions: bool = False  # append a short facial-action description to class names
     num_frames: int = 16  # T
-    # Tokens of inherent (task) prompts. The paper does not give it; CLIP's 77 positions hold
-    # [SOS] + 64 pool tokens + 4 inherent + MAFW's longest class name ("helplessness.") + [EOS].
-    inherent_length: int = 4
+    # Tokens of inherent (task) prompts: the other half of Table 4's prompt length (the authors'
+    # code splits prompt_length = 64 into 32 pool + 32 inherent tokens). CLIP's 77 text positions
+    # hold [SOS] + pool.length + inherent_length + the class's tokens + [EOS] (checked below).
+    inherent_length: int = 32
     # What the fused feature is compared with. "prompts": the paper's class embeddings, class tokens
     # (after P' and the inherent prompts) through the frozen CLIP text tower (eq. 14, 5). "vectors":
     # an ablation, one learned vector per class (no text tower, no pool: needs pool.enabled=false),
@@ -220,6 +224,11 @@ class UMBEnetConfig:
                     data[section].setdefault(name, value)
         return cls.from_dict(data)
 
+    @property
+    def prompt_length(self) -> int:
+        """Table 4's "Length", the overall prompt: pool.length (0 without the pool) + inherent_length."""
+        return (self.pool.length if self.pool.enabled else 0) + self.inherent_length
+
     def diff(self, other: "UMBEnetConfig") -> list[str]:
         """Human-readable differences ``key: mine != theirs`` (for checkpoint mismatches)."""
         a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
@@ -233,8 +242,9 @@ SAVED_BEFORE: dict[str, dict[str, Any]] = {"audio": {"residual": False, "standar
 
 # ------------------------------------------------------------------------------- presets
 def _paper() -> UMBEnetConfig:
-    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, L_p 64, N 32, k 5."""
-    return UMBEnetConfig(backbone=PAPER_BACKBONE, pool=PoolConfig(size=32, length=64, top_k=5))
+    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, prompt length 64 (32 pool +
+    32 inherent tokens), N 32, k 5."""
+    return UMBEnetConfig(backbone=PAPER_BACKBONE, inherent_length=32, pool=PoolConfig(size=32, length=32, top_k=5))
 
 
 def _authors_code() -> UMBEnetConfig:
@@ -242,7 +252,8 @@ def _authors_code() -> UMBEnetConfig:
     3 bad epochs), 30 epochs, batch 8, no gradient clipping."""
     return UMBEnetConfig(
         backbone=PAPER_BACKBONE,
-        pool=PoolConfig(size=32, length=64, top_k=5),
+        inherent_length=32,
+        pool=PoolConfig(size=32, length=32, top_k=5),
         sff=SFFConfig(gate_l1=0.01),
         optim=OptimConfig(lr=2e-4, weight_decay=1e-6, batch_size=8, plateau_factor=0.3,
                           plateau_epochs=3, max_epochs=30, stop_train_accuracy=1.0),
@@ -302,6 +313,7 @@ def _validate(c: UMBEnetConfig) -> list[str]:
     need(c.pool.length >= 1, f"pool.length={c.pool.length}: must be >= 1")
     need(1 <= c.pool.top_k <= c.pool.size,
          f"pool.top_k={c.pool.top_k}: must be between 1 and pool.size={c.pool.size}")
+    p.extend(_prompt_fits(c))
     need(c.sff.l1_lambda >= 0 and c.sff.gate_l1 >= 0, "sff.l1_lambda and sff.gate_l1 must be >= 0")
     need(c.optim.lr > 0, f"optim.lr={c.optim.lr}: must be > 0")
     need(c.optim.batch_size >= 1, f"optim.batch_size={c.optim.batch_size}: must be >= 1")
@@ -310,6 +322,29 @@ def _validate(c: UMBEnetConfig) -> list[str]:
          f"a lower validation loss before the lr is cut)")
     need(c.optim.grad_clip >= 0, f"optim.grad_clip={c.optim.grad_clip}: must be >= 0 (0 = no clipping)")
     return p
+
+
+def _prompt_fits(c: UMBEnetConfig) -> list[str]:
+    """The prompt must fit CLIP's text positions: [SOS] + pool.length + inherent_length + the
+    class's tokens + [EOS] <= 77. Without the tokenizer a class's tokens are bounded from below
+    (``min_clip_tokens``), so this refuses only what cannot fit; the model, built with the
+    backbone's tokenizer and its own position count, checks the exact count again."""
+    if c.classifier != "prompts":
+        return []
+    try:
+        texts = [class_text(name, c.class_descriptions) for name in c.classes]
+    except KeyError as exc:
+        return [f"class_descriptions=true but class {exc.args[0]!r} has no description; "
+                f"known: {sorted(CLASS_DESCRIPTIONS)}; set class_descriptions=false"]
+    text = max(texts, key=min_clip_tokens)
+    need = 1 + c.prompt_length + min_clip_tokens(text) + 1
+    if need <= CLIP_TEXT_POSITIONS:
+        return []
+    pool = f"pool.length {c.pool.length} + " if c.pool.enabled else ""
+    return [f"prompt length {c.prompt_length} ({pool}inherent_length {c.inherent_length}): [SOS] + "
+            f"{c.prompt_length} prompt tokens + at least {min_clip_tokens(text)} tokens for {text!r} + [EOS] "
+            f"= {need} exceed CLIP's {CLIP_TEXT_POSITIONS} text positions; shorten pool.length or "
+            f"inherent_length" + (", or set class_descriptions=false" if c.class_descriptions else "")]
 
 
 # ------------------------------------------------------------------------------- helpers
