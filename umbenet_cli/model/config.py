@@ -96,15 +96,28 @@ class PoolConfig:
     balance: bool = False
     key_loss_weight: float = 0.5  # weight of the key-matching term (1 - cos), L2P's pull constraint
     enabled: bool = True  # False: no pool, inherent prompts only (an ablation)
+    # "clip": each clip's own F_fusion is its query (the paper). "batch": the batch mean of F_fusion
+    # selects one set of k prompts for the whole batch (the authors' code); a prediction then
+    # depends on the other clips of its batch.
+    query_scope: Literal["clip", "batch"] = "clip"
+    # False: keys stay at their initialisation, out of the optimiser (the authors' code: no
+    # key-matching term, and top-k carries no gradient); needs key_loss_weight = 0.
+    train_keys: bool = True
 
 
 @dataclass(frozen=True)
 class SFFConfig:
     """Sparse Feature Fusion (eq. 10-13)."""
 
-    hidden: int = 128  # width of W1
+    hidden: int = 128  # width of W1 (gate "mlp")
     l1_lambda: float = 1e-5  # lambda of eq. 13: lambda * sum |W1|
-    gate_l1: float = 0.0  # the authors' code also adds 0.01 * mean |gate|; 0 switches it off
+    # lambda' * mean |gate|: in neither the paper nor the authors' code (they penalise the gate's
+    # weight, which is eq. 13); 0 in every preset, kept so that runs saved with it load as trained.
+    gate_l1: float = 0.0
+    # "mlp": eq. 11-12, sigmoid(W2 ReLU(W1 x)) per token and channel. "scalar": the authors' code,
+    # sigmoid(W1 x) with W1: D -> 1, one gate per token.
+    gate: Literal["mlp", "scalar"] = "mlp"
+    combine: Literal["mean", "sum"] = "mean"  # the k gated prompts averaged (eq. 10-12) or summed (their code)
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,9 @@ class OptimConfig:
     max_epochs: int = 100
     stop_train_accuracy: float = 0.80  # stop once training accuracy passes this (None-like: 1.0)
     grad_clip: float = 0.0  # max gradient norm; 0 = none (the paper names no clipping)
+    # ReduceLROnPlateau's threshold (relative): a validation loss counts as lower only below
+    # best * (1 - threshold). torch's default 1e-4; the authors' code 1e-3.
+    plateau_threshold: float = 1e-4
 
 
 @dataclass(frozen=True)
@@ -237,7 +253,12 @@ class UMBEnetConfig:
 
 # Fields added after configs were first saved, with the value that keeps an older saved config's
 # model as it was trained (see ``UMBEnetConfig.from_saved``).
-SAVED_BEFORE: dict[str, dict[str, Any]] = {"audio": {"residual": False, "standardize": False}}
+SAVED_BEFORE: dict[str, dict[str, Any]] = {
+    "audio": {"residual": False, "standardize": False},
+    "pool": {"query_scope": "clip", "train_keys": True},
+    "sff": {"gate": "mlp", "combine": "mean"},
+    "optim": {"plateau_threshold": 1e-4},
+}
 
 
 # ------------------------------------------------------------------------------- presets
@@ -248,15 +269,19 @@ def _paper() -> UMBEnetConfig:
 
 
 def _authors_code() -> UMBEnetConfig:
-    """The authors' released code: Adam 2e-4, wd 1e-6, plateau x0.3 (torch patience 2: a cut after
-    3 bad epochs), 30 epochs, batch 8, no gradient clipping."""
+    """The authors' released model and schedule (model_unimod_mafw_vat_64_32_5.py and its train
+    script): prompt_length 64 = 32 pool + 32 inherent tokens, N 32, k 5; the batch mean of F_fusion
+    selects one set of k prompts per batch against keys that never train; one scalar gate per token,
+    the k gated prompts summed, 0.01 * sum |W| of the gate's weight; Adam 2e-4, wd 1e-6, plateau
+    x0.3 with threshold 1e-3 (torch patience 2: a cut after 3 bad epochs), 30 epochs, batch 8, no
+    gradient clipping, no stop on training accuracy."""
     return UMBEnetConfig(
         backbone=PAPER_BACKBONE,
         inherent_length=32,
-        pool=PoolConfig(size=32, length=32, top_k=5),
-        sff=SFFConfig(gate_l1=0.01),
+        pool=PoolConfig(size=32, length=32, top_k=5, query_scope="batch", train_keys=False, key_loss_weight=0.0),
+        sff=SFFConfig(gate="scalar", combine="sum", l1_lambda=0.01),
         optim=OptimConfig(lr=2e-4, weight_decay=1e-6, batch_size=8, plateau_factor=0.3,
-                          plateau_epochs=3, max_epochs=30, stop_train_accuracy=1.0),
+                          plateau_epochs=3, plateau_threshold=1e-3, max_epochs=30, stop_train_accuracy=1.0),
     )
 
 
@@ -314,12 +339,20 @@ def _validate(c: UMBEnetConfig) -> list[str]:
     need(1 <= c.pool.top_k <= c.pool.size,
          f"pool.top_k={c.pool.top_k}: must be between 1 and pool.size={c.pool.size}")
     p.extend(_prompt_fits(c))
+    need(c.pool.query_scope in ("clip", "batch"), f"pool.query_scope={c.pool.query_scope!r}: use 'clip' or 'batch'")
+    need(c.pool.train_keys or c.pool.key_loss_weight == 0,
+         f"pool.train_keys=false with pool.key_loss_weight={c.pool.key_loss_weight}: the key-matching term moves "
+         f"only the keys, which are frozen; set pool.key_loss_weight=0")
     need(c.sff.l1_lambda >= 0 and c.sff.gate_l1 >= 0, "sff.l1_lambda and sff.gate_l1 must be >= 0")
+    need(c.sff.gate in ("mlp", "scalar"), f"sff.gate={c.sff.gate!r}: use 'mlp' (eq. 11-12) or 'scalar' (the authors' code)")
+    need(c.sff.combine in ("mean", "sum"), f"sff.combine={c.sff.combine!r}: use 'mean' or 'sum'")
     need(c.optim.lr > 0, f"optim.lr={c.optim.lr}: must be > 0")
     need(c.optim.batch_size >= 1, f"optim.batch_size={c.optim.batch_size}: must be >= 1")
     need(0 < c.optim.plateau_factor < 1, f"optim.plateau_factor={c.optim.plateau_factor}: must be in (0, 1)")
     need(c.optim.plateau_epochs >= 1, f"optim.plateau_epochs={c.optim.plateau_epochs}: must be >= 1 (epochs without "
          f"a lower validation loss before the lr is cut)")
+    need(c.optim.plateau_threshold >= 0, f"optim.plateau_threshold={c.optim.plateau_threshold}: must be >= 0 "
+         f"(torch's default 1e-4)")
     need(c.optim.grad_clip >= 0, f"optim.grad_clip={c.optim.grad_clip}: must be >= 0 (0 = no clipping)")
     return p
 
