@@ -140,6 +140,11 @@ class OptimConfig:
     # ReduceLROnPlateau's threshold (relative): a validation loss counts as lower only below
     # best * (1 - threshold). torch's default 1e-4; the authors' code 1e-3.
     plateau_threshold: float = 1e-4
+    # How stage 1 (one modality per clip) validates. "unimodal": each validation clip with each of
+    # its modalities alone; the best checkpoint (which stage 2 starts from) by the mean of the
+    # per-modality UARs (then WARs), the lr schedule by the mean of their losses. "all": every
+    # clip with all its modalities together, as the other stages validate.
+    stage1_val: Literal["unimodal", "all"] = "unimodal"
 
 
 @dataclass(frozen=True)
@@ -257,7 +262,7 @@ SAVED_BEFORE: dict[str, dict[str, Any]] = {
     "audio": {"residual": False, "standardize": False},
     "pool": {"query_scope": "clip", "train_keys": True},
     "sff": {"gate": "mlp", "combine": "mean"},
-    "optim": {"plateau_threshold": 1e-4},
+    "optim": {"plateau_threshold": 1e-4, "stage1_val": "all"},
 }
 
 
@@ -353,6 +358,8 @@ def _validate(c: UMBEnetConfig) -> list[str]:
          f"a lower validation loss before the lr is cut)")
     need(c.optim.plateau_threshold >= 0, f"optim.plateau_threshold={c.optim.plateau_threshold}: must be >= 0 "
          f"(torch's default 1e-4)")
+    need(c.optim.stage1_val in ("unimodal", "all"),
+         f"optim.stage1_val={c.optim.stage1_val!r}: use 'unimodal' (each modality alone) or 'all'")
     need(c.optim.grad_clip >= 0, f"optim.grad_clip={c.optim.grad_clip}: must be >= 0 (0 = no clipping)")
     return p
 
