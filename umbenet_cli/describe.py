@@ -42,6 +42,14 @@ def parameter_table(model: UMBEnet) -> Table:
     return table
 
 
+def prompt_length_line(cfg: UMBEnetConfig) -> str:
+    """"64 = 32 pool + 32 inherent": Table 4's "Length" (the overall prompt) and its two parts."""
+    if cfg.classifier != "prompts":
+        return "none (classifier=vectors: learned class vectors, no prompts)"
+    pool = f"{cfg.pool.length} pool" if cfg.pool.enabled else "0 pool (pool.enabled=false)"
+    return f"{cfg.prompt_length} = {pool} + {cfg.inherent_length} inherent"
+
+
 def describe_model(preset: str = "default", overrides: dict[str, str] | None = None,
                    checkpoint: str | None = None, console: Console | None = None,
                    device: torch.device | None = None) -> UMBEnet:
@@ -60,6 +68,7 @@ def describe_model(preset: str = "default", overrides: dict[str, str] | None = N
         config, _ = read_config(checkpoint)  # checked before any weights load
     else:
         config = UMBEnetConfig.preset(preset, **(overrides or {}))
+    console.print(f"[bold]prompt length[/] {prompt_length_line(config)}", highlight=False)  # needs no backbone
     try:
         model = UMBEnet.load(checkpoint) if checkpoint else UMBEnet(config)
     except BackboneError:
@@ -74,8 +83,9 @@ def describe_model(preset: str = "default", overrides: dict[str, str] | None = N
                   f"fingerprint {model.backbone.fingerprint()})")
     console.print(f"[bold]classes[/] ({len(cfg.classes)}): {', '.join(cfg.classes)}")
     console.print(f"[bold]prompt pool[/] N={cfg.pool.size} L_p={cfg.pool.length} top-k={cfg.pool.top_k} "
-                  f"query={cfg.pool.query} balance={cfg.pool.balance} enabled={cfg.pool.enabled}; "
-                  f"inherent tokens {cfg.inherent_length}")
+                  f"query={cfg.pool.query} ({cfg.pool.query_scope}) keys={'trained' if cfg.pool.train_keys else 'frozen'} "
+                  f"balance={cfg.pool.balance} enabled={cfg.pool.enabled}; SFF gate={cfg.sff.gate} "
+                  f"combine={cfg.sff.combine}; inherent tokens {cfg.inherent_length}")
     C, B = len(cfg.classes), cfg.optim.batch_size
     enc = model.class_prompts
     geo = class_geometry(model)

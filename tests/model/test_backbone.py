@@ -66,6 +66,8 @@ def test_unreachable_hub_fails_at_once_without_retries(tmp_path):
     assert "127.0.0.1 cannot be reached" in proc.stderr and "hf download openai/clip-vit-large-patch14" in proc.stderr
     assert "Retry" not in proc.stderr and "Traceback" not in proc.stderr
     assert '"pool"' in proc.stdout  # info still shows the configuration, without the weights
+    # Table 4's length and its parts, known before any backbone is loaded
+    assert "prompt length 64 = 32 pool + 32 inherent" in proc.stdout
 
 
 def test_unreachable_hub_is_one_quick_attempt(tmp_path, monkeypatch):

@@ -5,11 +5,12 @@ import pytest
 
 from umbenet_cli.data.classes import MAFW_CLASSES
 from umbenet_cli.model import ConfigError, UMBEnet, UMBEnetConfig
+from umbenet_cli.model.config import _flatten
 
 
 def test_paper_preset_is_the_papers_setting():
     cfg = UMBEnetConfig.preset("paper")
-    assert (cfg.pool.length, cfg.pool.size, cfg.pool.top_k) == (64, 32, 5)
+    assert (cfg.pool.size, cfg.pool.top_k) == (32, 5)
     assert cfg.backbone == "openai/clip-vit-large-patch14"
     o = cfg.optim
     assert (o.optimizer, o.lr, o.batch_size, o.plateau_factor, o.plateau_epochs, o.min_lr, o.stop_train_accuracy) == (
@@ -22,10 +23,74 @@ def test_paper_preset_is_the_papers_setting():
         assert (c.pool.balance, c.optim.grad_clip) == (False, 0.0)
 
 
+@pytest.mark.parametrize("preset", ["default", "paper", "authors-code"])
+def test_prompt_length_is_table4s_overall_length(preset):
+    # The authors' prompt_length = 64: [SOS] + 32 pool tokens + 32 inherent + class name + "." + [EOS]
+    cfg = UMBEnetConfig.preset(preset)
+    assert (cfg.pool.length, cfg.inherent_length, cfg.prompt_length) == (32, 32, 64)
+    assert cfg.override({"pool.enabled": "false", "classifier": "prompts"}).prompt_length == 32
+
+
+def test_prompt_too_long_for_clip_is_refused_when_the_config_is_validated():
+    # No backbone is loaded: 1 + 48 + 32 + 2 ("helplessness.") + 1 = 84 > 77
+    with pytest.raises(ConfigError) as err:
+        UMBEnetConfig.preset("paper", **{"pool.length": 48})
+    text = str(err.value)
+    assert "prompt length 80 (pool.length 48 + inherent_length 32)" in text
+    assert "= 84 exceed CLIP's 77 text positions; shorten pool.length or inherent_length" in text
+    # 1 + 40 + 33 + 2 + 1 = 77 fits
+    assert UMBEnetConfig.preset("paper", **{"pool.length": 40, "inherent_length": 33}).prompt_length == 73
+    with pytest.raises(ConfigError, match="or set class_descriptions=false"):
+        UMBEnetConfig.preset("paper", **{"class_descriptions": True, "pool.length": 40})
+
+
+# What the authors' released model file and train script run (model_unimod_mafw_vat_64_32_5.py),
+# and what the paper's equations say, where the two differ.
+AUTHORS_CODE = {
+    "backbone": "openai/clip-vit-large-patch14",
+    "pool.length": 32, "inherent_length": 32,  # prompt_length = 64: 32 pool + 32 inherent tokens
+    "pool.size": 32, "pool.top_k": 5, "pool.balance": False,  # their factor is a constant
+    "pool.query_scope": "batch",  # torch.mean(x_embed, dim=0): one top-k for the whole batch
+    "pool.train_keys": False, "pool.key_loss_weight": 0.0,  # no key term; top-k carries no gradient
+    "sff.gate": "scalar", "sff.combine": "sum",  # sigmoid(Linear(D -> 1)) per token, out.sum(dim=0)
+    "sff.l1_lambda": 0.01, "sff.gate_l1": 0.0,  # 0.01 * sum |alpha[0].weight|, nothing on gate values
+    "optim.optimizer": "adam", "optim.lr": 2e-4, "optim.weight_decay": 1e-6, "optim.batch_size": 8,
+    "optim.plateau_factor": 0.3, "optim.plateau_epochs": 3,  # torch patience 2: a cut after 3 bad epochs
+    "optim.plateau_threshold": 1e-3, "optim.max_epochs": 30, "optim.grad_clip": 0.0,
+    "optim.stop_train_accuracy": 1.0,
+}
+PAPER_EQUATIONS = {"pool.query_scope": "clip", "pool.train_keys": True, "pool.key_loss_weight": 0.5,
+                   "sff.gate": "mlp", "sff.combine": "mean", "sff.l1_lambda": 1e-5, "sff.gate_l1": 0.0,
+                   "optim.plateau_threshold": 1e-4}
+
+
 def test_authors_code_preset():
-    o = UMBEnetConfig.preset("authors-code").optim
-    assert (o.lr, o.weight_decay, o.plateau_factor, o.plateau_epochs, o.max_epochs, o.batch_size) == (
-        2e-4, 1e-6, 0.3, 3, 30, 8)  # torch patience 2 in their code: a cut after 3 bad epochs
+    flat = _flatten(UMBEnetConfig.preset("authors-code").to_dict())
+    assert {k: flat[k] for k in AUTHORS_CODE} == AUTHORS_CODE
+
+
+@pytest.mark.parametrize("preset", ["paper", "default"])
+def test_paper_and_default_keep_the_papers_equations(preset):
+    flat = _flatten(UMBEnetConfig.preset(preset).to_dict())
+    assert {k: flat[k] for k in PAPER_EQUATIONS} == PAPER_EQUATIONS
+
+
+def test_configs_saved_before_the_authors_options_load_as_they_were_trained():
+    saved = UMBEnetConfig.preset("tiny").to_dict()
+    for section, names in {"pool": ("query_scope", "train_keys"), "sff": ("gate", "combine"),
+                           "optim": ("plateau_threshold",)}.items():
+        for name in names:
+            saved[section].pop(name)
+    saved["sff"]["gate_l1"] = 0.01  # the old authors-code preset's extra term still loads
+    cfg = UMBEnetConfig.from_saved(saved)
+    assert (cfg.pool.query_scope, cfg.pool.train_keys, cfg.sff.gate, cfg.sff.combine, cfg.sff.gate_l1,
+            cfg.optim.plateau_threshold) == ("clip", True, "mlp", "mean", 0.01, 1e-4)
+
+
+def test_frozen_keys_need_no_key_matching_term():
+    with pytest.raises(ConfigError, match="pool.train_keys=false with pool.key_loss_weight=0.5: .* set "
+                                          "pool.key_loss_weight=0"):
+        UMBEnetConfig.preset("tiny", **{"pool.train_keys": "false"})
 
 
 def test_configs_saved_with_torch_patience_keep_their_schedule():
@@ -74,6 +139,8 @@ def test_json_round_trip_and_diff():
 
 
 def test_prompt_that_cannot_fit_the_text_tower_is_refused(backbone):
+    # The config's tokenizer-free bound lets it through (at least 11 tokens for helplessness's
+    # description: 77); the tokenizer counts 15, and the model refuses it.
     cfg = UMBEnetConfig.preset("paper", backbone="umbenet/tiny-random-clip", class_descriptions=True)
     with pytest.raises(ConfigError, match="exceed the text tower's 77 positions"):
         UMBEnet(cfg, backbone=backbone)

@@ -76,17 +76,18 @@ def subset_entry(mods: tuple[str, ...], uar: float, war: float, uar10: float, wa
 def handmade_run(runs: Path, name: str, scores: dict[tuple[str, ...], tuple[float, float, float, float]], *,
                  dataset: str = "mafw", classes: tuple[str, ...] = MAFW, trained: tuple[str, ...] = ORDER,
                  stage: str = "both", pool: dict | None = None, backbone: str = "ViT-B-32", folds=(1,),
-                 evaluated: bool = True, excluded: tuple[str, ...] = ()) -> Path:
+                 evaluated: bool = True, excluded: tuple[str, ...] = (), inherent_length: int = 32) -> Path:
     """A run folder as `umbenet train` + `umbenet eval` lay it out, with chosen scores (fractions)
     per subset; no checkpoint, metrics or features (the report must cope)."""
-    pool = pool or {"size": 32, "length": 64, "top_k": 5, "query": "cosine", "balance": True,
+    pool = pool or {"size": 32, "length": 32, "top_k": 5, "query": "cosine", "balance": True,
                     "key_loss_weight": 0.5, "enabled": True}
     run = runs / name
     run.mkdir(parents=True)
     opts = {"cache": f"cache/{dataset}", "run_dir": str(run), "stage": stage, "fold": "all",
             "modalities": list(trained), "val_fraction": 0.1, "seed": 0, "init_from": None, "device": "cpu",
             "save_every": 0, "max_steps": None, "extra": {}, "exclude_classes": list(excluded),
-            "model": {"backbone": backbone, "classes": list(classes), "pool": pool}}
+            "model": {"backbone": backbone, "classes": list(classes), "pool": pool,
+                      "inherent_length": inherent_length}}
     (run / "run.json").write_text(json.dumps(opts))
     final = {"both": "stage2", "one": "onestage", "1": "stage1", "2": "stage2"}[stage]
     for k in folds:

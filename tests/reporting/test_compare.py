@@ -27,7 +27,10 @@ def mafw_report(tmp_path):
     handmade_run(runs, "mafw-v", {("video",): (0.42, 0.56, 0.40, 0.56)}, trained=("video",))
     handmade_run(runs, "mafw-one", {FULL: (0.52, 0.67, 0.47, 0.61)}, stage="one")
     handmade_run(runs, "mafw-p16", {FULL: (0.40, 0.50, 0.45, 0.61)},
-                 pool={"size": 16, "length": 64, "top_k": 3, "query": "cosine", "enabled": True})
+                 pool={"size": 16, "length": 32, "top_k": 3, "query": "cosine", "enabled": True})
+    # Table 4's length is the whole prompt: 64 pool tokens + 4 inherent ones (68) is no row of it
+    handmade_run(runs, "mafw-l64", {FULL: (0.40, 0.50, 0.45, 0.61)}, inherent_length=4,
+                 pool={"size": 32, "length": 64, "top_k": 5, "query": "cosine", "enabled": True})
     handmade_run(runs, "toy", {("video",): (0.5, 0.5, 0.5, 0.5)}, dataset="synthetic",
                  classes=("happy", "sad", "neutral", "angry"), trained=("video",))
     out = tmp_path / "report"
@@ -62,6 +65,13 @@ def test_mafw_comparison_rows(mafw_report):
     r = cmp_row(rows, "mafw-one", "V+A+T", 10, "UMBEnet", "pool 64/32/5, 1-stage")
     assert (r["UAR paper"], r["Δ UAR"], r["WAR paper"]) == ("48.13", "-1.13", "62.15")
     assert not [r for r in rows if r["Ours"] == "toy"]
+    assert not [r for r in rows if r["Ours"] == "mafw-l64" and r["Setting"].startswith("pool")]
+    t4 = table_after(mafw_report, "Table 4 style")
+    i = next(i for i, r in enumerate(t4) if r["Run"] == "mafw-full")
+    assert t4[i]["Length"] == "64 (32 pool + 32 inherent)" and t4[i + 1]["Run"] == "UMBEnet (paper, Table 4)"
+    i = next(i for i, r in enumerate(t4) if r["Run"] == "mafw-l64")
+    assert t4[i]["Length"] == "68 (64 pool + 4 inherent)"
+    assert i + 1 == len(t4) or t4[i + 1]["Run"] != "UMBEnet (paper, Table 4)"
     assert "No published counterpart for dataset(s) synthetic" in mafw_report
     assert "HiCMAE" not in [r["Published"].split(" ")[0] for r in rows]  # no V+A-trained run here
 

@@ -44,7 +44,11 @@ def test_both_stages_on_the_sample_cache(sample_cache, tmp_path):
         assert json.loads((stage / "result.json").read_text())["stop_reason"] == "reached max_epochs=2"
     first = metrics(s1)[0]
     assert set(first["train"]) == {"total", "ce", "l1", "gate_l1", "key", "acc", "uar", "war"}
-    assert set(first["val"]) == {"loss", "uar", "war", "n"} and first["lr"] == 2e-3
+    # Stage 1 validates each modality alone (the epoch's numbers are their means)
+    assert set(first["val"]) == {"loss", "uar", "war", "n", "rule", "per_modality"} and first["lr"] == 2e-3
+    assert first["val"]["rule"] == "unimodal" and set(first["val"]["per_modality"]) <= {"video", "audio", "text"}
+    assert first["val"]["uar"] == np.mean([v["uar"] for v in first["val"]["per_modality"].values()])
+    assert set(metrics(s2)[0]["val"]) == {"loss", "uar", "war", "n", "rule"} and metrics(s2)[0]["val"]["rule"] == "all"
     counts = np.array(metrics(s1)[-1]["pool_counts"])
     assert counts[[1, 2, 4]].sum() == counts.sum() > 0  # stage 1 presents one modality per clip
     # Stage 2 starts from exactly the prompts the counting pass of stage 1's best checkpoint found

@@ -224,6 +224,16 @@ def test_authors_code_preset_cuts_after_three_bad_epochs_too():
     assert _cut_epochs([1.0, 1.0, 1.0, 1.0, 1.0], cfg) == [4]
 
 
+def test_plateau_threshold_decides_what_counts_as_a_decrease():
+    # Each epoch a little lower: by more than 1e-4 of the best (torch's default, the paper preset),
+    # never by 1e-3 of it (the authors' code), so only there are epochs 2-4 bad and the lr is cut.
+    losses = [1.0, 0.9996, 0.9993, 0.9991, 0.9990]
+    assert _cut_epochs(losses, OptimConfig()) == []
+    assert _cut_epochs(losses, OptimConfig(plateau_threshold=1e-3)) == [4]
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    assert make_scheduler(opt, OptimConfig(plateau_threshold=1e-3)).threshold == 1e-3
+
+
 def test_stop_rules_at_their_thresholds():
     cfg = OptimConfig()
     assert stop_reason(1e-7, 0.5, cfg) is None  # "drops below 1e-7": 1e-7 itself goes on

@@ -61,6 +61,8 @@ def rules_text(results: dict) -> list[str]:
         lines.append(f"this run was trained, validated and tested without {results['excluded_classes']} "
                      f"(a true {len(results['classes'])}-class protocol)")
     lines.append(rules.get("without_input", results["rule_without_input"]))
+    if rules.get("batch_query"):
+        lines.append(rules["batch_query"])
     return lines
 
 

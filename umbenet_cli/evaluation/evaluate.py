@@ -42,6 +42,7 @@ from umbenet_cli.evaluation.metrics import (
 )
 from umbenet_cli.model.checkpoint import CheckpointError
 from umbenet_cli.model.config import MODALITIES
+from umbenet_cli.model.prompt_pool import batch_query_note
 from umbenet_cli.model.umbenet import UMBEnet
 from umbenet_cli.training.data import failed_clips, make_batch, make_splits
 from umbenet_cli.training.options import TrainOptions, stage_names
@@ -222,6 +223,10 @@ def evaluate_stage(ref: StageRef, split: str = "test", drop: tuple[str, ...] = (
              "failed": "clips whose prep status is failed take part in nothing (no split, no subset)"}
     if neutral is not None:
         rules |= {f"without_neutral_{r}": WITHOUT_NEUTRAL_RULES[r] for r in RULES}
+    batched = batch_query_note(model.config.pool, f"here batches of up to {model.config.optim.batch_size * 4} clips "
+                               f"of the {split} split in cache order, per subset those that have its modalities")
+    if batched:
+        rules["batch_query"] = batched
     results = {"units": SUMMARY_UNITS, "run": str(ref.run_dir), "fold": ref.fold, "stage": ref.stage_dir.name, "stage_note": ref.note,
                "split": split,
                "checkpoint": str(ref.stage_dir / "checkpoints" / checkpoint), "dataset": table.spec.dataset,

@@ -24,6 +24,7 @@ from umbenet_cli.devices import inference_precision
 from umbenet_cli.inference.inputs import ClipInputs, MediaReader
 from umbenet_cli.inference.locate import PredictError, find_checkpoint, find_videos, run_modalities
 from umbenet_cli.model.config import MODALITIES
+from umbenet_cli.model.prompt_pool import batch_query_note
 from umbenet_cli.model.umbenet import Batch, UMBEnet
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,12 @@ class Predictor:
     @property
     def classes(self) -> tuple[str, ...]:
         return self.model.config.classes
+
+    @property
+    def batch_note(self) -> str | None:
+        """Set when a prediction depends on the other videos of its batch (``pool.query_scope=batch``)."""
+        return batch_query_note(self.model.config.pool, f"here up to {self.batch_clips} videos at a time "
+                                f"(--batch-clips), in the order given; videos that fail to read are left out")
 
     def predict(self, videos: list[Path], advance: Callable[[int], None] | None = None) -> list[VideoPrediction]:
         """One VideoPrediction per video, in order; ``advance(n)`` is called as batches finish."""
@@ -246,13 +253,15 @@ def run_predict(opts: PredictOptions, console: Console, out: Console | None = No
         raise PredictError(f"{exc}\nFor `umbenet predict`: pass a local model with --asr-model PATH (a .pt file "
                            f"for --asr-backend whisper, a CTranslate2 folder for faster-whisper), or --no-asr "
                            f"to predict without transcripts (text missing).") from exc
+    if predictor.batch_note:
+        console.print(f"[yellow]note: {predictor.batch_note}[/]", highlight=False)
     with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=len(videos) < 2) as progress:
         task = progress.add_task("videos", total=len(videos))
         predictions = predictor.predict(videos, advance=lambda n: progress.advance(task, n))
     print_predictions(predictions, predictor.classes, opts.top, out or Console(), folder=Path(opts.inputs).is_dir())
     if opts.json_path is not None:
-        write_json(opts.json_path, predictions, predictor.classes, checkpoint, opts)
+        write_json(opts.json_path, predictions, predictor.classes, checkpoint, opts, note=predictor.batch_note)
         console.print(f"wrote {opts.json_path}", highlight=False)
     failed = [p for p in predictions if not p.ok]
     if len(failed) == len(predictions):

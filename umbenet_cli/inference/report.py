@@ -103,11 +103,14 @@ def print_predictions(predictions: list[VideoPrediction], classes: tuple[str, ..
 
 
 def write_json(path: Path, predictions: list[VideoPrediction], classes: tuple[str, ...], checkpoint: Path,
-               opts: PredictOptions) -> Path:
-    """``{"checkpoint", "classes", "asr_model", "asr_backend", "language", "videos": [one per video]}``."""
+               opts: PredictOptions, note: str | None = None) -> Path:
+    """``{"checkpoint", "classes", "asr_model", "asr_backend", "language", "videos": [one per video]}``,
+    and ``"batch_query"`` (``note``) when a prediction depends on the other videos of its batch."""
     data = {"checkpoint": str(checkpoint), "classes": list(classes), "asr_model": opts.asr_model,
             "asr_backend": backend_for(opts.asr_model, opts.asr_backend) if opts.asr_model else None,
             "language": opts.language_code, "videos": [p.to_dict() for p in predictions]}
+    if note:
+        data["batch_query"] = note
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")

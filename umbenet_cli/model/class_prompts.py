@@ -24,8 +24,8 @@ class's tokens attend to the whole prefix and causally to their own class only. 
 goes through the tower's own modules: token embeddings plus the position embedding of each explicit
 position, ``text.encoder`` with that rule as a 4-D additive attention mask, ``final_layer_norm`` at
 each class's [EOS]. So the result is the plain one up to float rounding (tested), for a fraction of
-the work: with the paper's pool (L_p 64, L_i 4) and MAFW's 11 classes, 69 + 36 positions per clip
-instead of 11 x 74. (An earlier version re-enacted the encoder's layers one by one, to skip the
+the work: with the paper's prompt (L_p 32, L_i 32) and MAFW's 11 classes, 65 + 36 positions per
+clip instead of 11 x 70. (An earlier version re-enacted the encoder's layers one by one, to skip the
 last layer's non-[EOS] rows; measured in benchmarks/perf/README.md, it was not worth a second copy
 of CLIP's layer in this file.) It needs learned absolute positions added to the token embeddings
 (``CLIPTextEmbeddings``) and an attention implementation that takes a 4-D mask (eager, sdpa);
@@ -38,23 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from umbenet_cli.data.classes import CLASS_DESCRIPTIONS
+from umbenet_cli.data.classes import class_text
 from umbenet_cli.model.backbone import Backbone
 from umbenet_cli.model.config import ConfigError
 
 
 def class_texts(classes: tuple[str, ...], descriptions: bool) -> list[str]:
-    """The words each class contributes to its prompt, in class order."""
-    out = []
-    for name in classes:
-        words = name.replace("_", " ")
-        if descriptions:
-            if name.lower() not in CLASS_DESCRIPTIONS:
-                raise ConfigError([f"class_descriptions=true but class {name!r} has no description; "
-                                   f"known: {sorted(CLASS_DESCRIPTIONS)}"])
-            words = f"{words}, {CLASS_DESCRIPTIONS[name.lower()]}"
-        out.append(words + ".")
-    return out
+    """The words each class contributes to its prompt, in class order (a class without a
+    description is refused by the config's validation, before any model is built)."""
+    return [class_text(name, descriptions) for name in classes]
 
 
 def shared_prefix_supported(text_model: nn.Module) -> bool:

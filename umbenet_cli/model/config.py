@@ -22,13 +22,14 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from umbenet_cli.data.classes import MAFW_CLASSES
+from umbenet_cli.data.classes import CLASS_DESCRIPTIONS, MAFW_CLASSES, class_text, min_clip_tokens
 
 MODALITIES: tuple[str, ...] = ("video", "audio", "text")
 QUERY_FUNCTIONS: tuple[str, ...] = ("cosine", "l2", "l1")
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
 PAPER_BACKBONE = "openai/clip-vit-large-patch14"
 TINY_BACKBONE = "umbenet/tiny-random-clip"
+CLIP_TEXT_POSITIONS = 77  # the text tower's positions in every CLIP checkpoint (the tiny one too)
 
 
 class ConfigError(UserError, ValueError):
@@ -84,7 +85,9 @@ class PoolConfig:
     """Prompt Pool (eq. 4, 8-9)."""
 
     size: int = 32  # N
-    length: int = 64  # L_p, tokens per prompt value
+    # L_p, tokens per prompt value. Table 4's "Length" is the whole prompt, pool.length +
+    # inherent_length: the authors' prompt_length = 64 is 32 pool tokens and 32 inherent ones.
+    length: int = 32
     top_k: int = 5
     query: Literal["cosine", "l2", "l1"] = "cosine"
     # Frequency-balanced selection while training. Off: the paper has none (the authors' code's
@@ -99,15 +102,28 @@ class PoolConfig:
     # "any" (selected at least once), "top" (each modality's k most selected), "all", "none".
     transfer: Literal["significant", "above_uniform", "any", "top", "all", "none"] = "significant"
     transfer_alpha: float = 0.01
+    # "clip": each clip's own F_fusion is its query (the paper). "batch": the batch mean of F_fusion
+    # selects one set of k prompts for the whole batch (the authors' code); a prediction then
+    # depends on the other clips of its batch.
+    query_scope: Literal["clip", "batch"] = "clip"
+    # False: keys stay at their initialisation, out of the optimiser (the authors' code: no
+    # key-matching term, and top-k carries no gradient); needs key_loss_weight = 0.
+    train_keys: bool = True
 
 
 @dataclass(frozen=True)
 class SFFConfig:
     """Sparse Feature Fusion (eq. 10-13)."""
 
-    hidden: int = 128  # width of W1
+    hidden: int = 128  # width of W1 (gate "mlp")
     l1_lambda: float = 1e-5  # lambda of eq. 13: lambda * sum |W1|
-    gate_l1: float = 0.0  # the authors' code also adds 0.01 * mean |gate|; 0 switches it off
+    # lambda' * mean |gate|: in neither the paper nor the authors' code (they penalise the gate's
+    # weight, which is eq. 13); 0 in every preset, kept so that runs saved with it load as trained.
+    gate_l1: float = 0.0
+    # "mlp": eq. 11-12, sigmoid(W2 ReLU(W1 x)) per token and channel. "scalar": the authors' code,
+    # sigmoid(W1 x) with W1: D -> 1, one gate per token.
+    gate: Literal["mlp", "scalar"] = "mlp"
+    combine: Literal["mean", "sum"] = "mean"  # the k gated prompts averaged (eq. 10-12) or summed (their code)
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,14 @@ class OptimConfig:
     max_epochs: int = 100
     stop_train_accuracy: float = 0.80  # stop once training accuracy passes this (None-like: 1.0)
     grad_clip: float = 0.0  # max gradient norm; 0 = none (the paper names no clipping)
+    # ReduceLROnPlateau's threshold (relative): a validation loss counts as lower only below
+    # best * (1 - threshold). torch's default 1e-4; the authors' code 1e-3.
+    plateau_threshold: float = 1e-4
+    # How stage 1 (one modality per clip) validates. "unimodal": each validation clip with each of
+    # its modalities alone; the best checkpoint (which stage 2 starts from) by the mean of the
+    # per-modality UARs (then WARs), the lr schedule by the mean of their losses. "all": every
+    # clip with all its modalities together, as the other stages validate.
+    stage1_val: Literal["unimodal", "all"] = "unimodal"
 
 
 @dataclass(frozen=True)
@@ -137,9 +161,10 @@ class UMBEnetConfig:
     classes: tuple[str, ...] = MAFW_CLASSES
     class_descriptions: bool = False  # append a short facial-action description to class names
     num_frames: int = 16  # T
-    # Tokens of inherent (task) prompts. The paper does not give it; CLIP's 77 positions hold
-    # [SOS] + 64 pool tokens + 4 inherent + MAFW's longest class name ("helplessness.") + [EOS].
-    inherent_length: int = 4
+    # Tokens of inherent (task) prompts: the other half of Table 4's prompt length (the authors'
+    # code splits prompt_length = 64 into 32 pool + 32 inherent tokens). CLIP's 77 text positions
+    # hold [SOS] + pool.length + inherent_length + the class's tokens + [EOS] (checked below).
+    inherent_length: int = 32
     # What the fused feature is compared with. "prompts": the paper's class embeddings, class tokens
     # (after P' and the inherent prompts) through the frozen CLIP text tower (eq. 14, 5). "vectors":
     # an ablation, one learned vector per class (no text tower, no pool: needs pool.enabled=false),
@@ -226,6 +251,11 @@ class UMBEnetConfig:
                     data[section].setdefault(name, value)
         return cls.from_dict(data)
 
+    @property
+    def prompt_length(self) -> int:
+        """Table 4's "Length", the overall prompt: pool.length (0 without the pool) + inherent_length."""
+        return (self.pool.length if self.pool.enabled else 0) + self.inherent_length
+
     def diff(self, other: "UMBEnetConfig") -> list[str]:
         """Human-readable differences ``key: mine != theirs`` (for checkpoint mismatches)."""
         a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
@@ -236,25 +266,34 @@ class UMBEnetConfig:
 # model as it was trained (see ``UMBEnetConfig.from_saved``).
 SAVED_BEFORE: dict[str, dict[str, Any]] = {
     "audio": {"residual": False, "standardize": False},
-    "pool": {"transfer": "above_uniform"},  # the rule before the counting pass and its test
+    "pool": {"transfer": "above_uniform",  # the rule before the counting pass and its test
+             "query_scope": "clip", "train_keys": True},
+    "sff": {"gate": "mlp", "combine": "mean"},
+    "optim": {"plateau_threshold": 1e-4, "stage1_val": "all"},
 }
 
 
 # ------------------------------------------------------------------------------- presets
 def _paper() -> UMBEnetConfig:
-    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, L_p 64, N 32, k 5."""
-    return UMBEnetConfig(backbone=PAPER_BACKBONE, pool=PoolConfig(size=32, length=64, top_k=5))
+    """Paper, section 4.1 and Table 4 (MAFW main result): ViT-L/14, prompt length 64 (32 pool +
+    32 inherent tokens), N 32, k 5."""
+    return UMBEnetConfig(backbone=PAPER_BACKBONE, inherent_length=32, pool=PoolConfig(size=32, length=32, top_k=5))
 
 
 def _authors_code() -> UMBEnetConfig:
-    """The authors' released code: Adam 2e-4, wd 1e-6, plateau x0.3 (torch patience 2: a cut after
-    3 bad epochs), 30 epochs, batch 8, no gradient clipping."""
+    """The authors' released model and schedule (model_unimod_mafw_vat_64_32_5.py and its train
+    script): prompt_length 64 = 32 pool + 32 inherent tokens, N 32, k 5; the batch mean of F_fusion
+    selects one set of k prompts per batch against keys that never train; one scalar gate per token,
+    the k gated prompts summed, 0.01 * sum |W| of the gate's weight; Adam 2e-4, wd 1e-6, plateau
+    x0.3 with threshold 1e-3 (torch patience 2: a cut after 3 bad epochs), 30 epochs, batch 8, no
+    gradient clipping, no stop on training accuracy."""
     return UMBEnetConfig(
         backbone=PAPER_BACKBONE,
-        pool=PoolConfig(size=32, length=64, top_k=5),
-        sff=SFFConfig(gate_l1=0.01),
+        inherent_length=32,
+        pool=PoolConfig(size=32, length=32, top_k=5, query_scope="batch", train_keys=False, key_loss_weight=0.0),
+        sff=SFFConfig(gate="scalar", combine="sum", l1_lambda=0.01),
         optim=OptimConfig(lr=2e-4, weight_decay=1e-6, batch_size=8, plateau_factor=0.3,
-                          plateau_epochs=3, max_epochs=30, stop_train_accuracy=1.0),
+                          plateau_epochs=3, plateau_threshold=1e-3, max_epochs=30, stop_train_accuracy=1.0),
     )
 
 
@@ -315,14 +354,48 @@ def _validate(c: UMBEnetConfig) -> list[str]:
     need(c.pool.transfer in rules, f"pool.transfer={c.pool.transfer!r}: choose one of {list(rules)}")
     need(0 < c.pool.transfer_alpha < 1,
          f"pool.transfer_alpha={c.pool.transfer_alpha}: must be in (0, 1) (the test's family-wise error rate)")
+    p.extend(_prompt_fits(c))
+    need(c.pool.query_scope in ("clip", "batch"), f"pool.query_scope={c.pool.query_scope!r}: use 'clip' or 'batch'")
+    need(c.pool.train_keys or c.pool.key_loss_weight == 0,
+         f"pool.train_keys=false with pool.key_loss_weight={c.pool.key_loss_weight}: the key-matching term moves "
+         f"only the keys, which are frozen; set pool.key_loss_weight=0")
     need(c.sff.l1_lambda >= 0 and c.sff.gate_l1 >= 0, "sff.l1_lambda and sff.gate_l1 must be >= 0")
+    need(c.sff.gate in ("mlp", "scalar"), f"sff.gate={c.sff.gate!r}: use 'mlp' (eq. 11-12) or 'scalar' (the authors' code)")
+    need(c.sff.combine in ("mean", "sum"), f"sff.combine={c.sff.combine!r}: use 'mean' or 'sum'")
     need(c.optim.lr > 0, f"optim.lr={c.optim.lr}: must be > 0")
     need(c.optim.batch_size >= 1, f"optim.batch_size={c.optim.batch_size}: must be >= 1")
     need(0 < c.optim.plateau_factor < 1, f"optim.plateau_factor={c.optim.plateau_factor}: must be in (0, 1)")
     need(c.optim.plateau_epochs >= 1, f"optim.plateau_epochs={c.optim.plateau_epochs}: must be >= 1 (epochs without "
          f"a lower validation loss before the lr is cut)")
+    need(c.optim.plateau_threshold >= 0, f"optim.plateau_threshold={c.optim.plateau_threshold}: must be >= 0 "
+         f"(torch's default 1e-4)")
+    need(c.optim.stage1_val in ("unimodal", "all"),
+         f"optim.stage1_val={c.optim.stage1_val!r}: use 'unimodal' (each modality alone) or 'all'")
     need(c.optim.grad_clip >= 0, f"optim.grad_clip={c.optim.grad_clip}: must be >= 0 (0 = no clipping)")
     return p
+
+
+def _prompt_fits(c: UMBEnetConfig) -> list[str]:
+    """The prompt must fit CLIP's text positions: [SOS] + pool.length + inherent_length + the
+    class's tokens + [EOS] <= 77. Without the tokenizer a class's tokens are bounded from below
+    (``min_clip_tokens``), so this refuses only what cannot fit; the model, built with the
+    backbone's tokenizer and its own position count, checks the exact count again."""
+    if c.classifier != "prompts":
+        return []
+    try:
+        texts = [class_text(name, c.class_descriptions) for name in c.classes]
+    except KeyError as exc:
+        return [f"class_descriptions=true but class {exc.args[0]!r} has no description; "
+                f"known: {sorted(CLASS_DESCRIPTIONS)}; set class_descriptions=false"]
+    text = max(texts, key=min_clip_tokens)
+    need = 1 + c.prompt_length + min_clip_tokens(text) + 1
+    if need <= CLIP_TEXT_POSITIONS:
+        return []
+    pool = f"pool.length {c.pool.length} + " if c.pool.enabled else ""
+    return [f"prompt length {c.prompt_length} ({pool}inherent_length {c.inherent_length}): [SOS] + "
+            f"{c.prompt_length} prompt tokens + at least {min_clip_tokens(text)} tokens for {text!r} + [EOS] "
+            f"= {need} exceed CLIP's {CLIP_TEXT_POSITIONS} text positions; shorten pool.length or "
+            f"inherent_length" + (", or set class_descriptions=false" if c.class_descriptions else "")]
 
 
 # ------------------------------------------------------------------------------- helpers

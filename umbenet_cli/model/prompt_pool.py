@@ -1,7 +1,11 @@
 """Prompt Pool (eq. 4, 8-9): learnable keys k_j and prompt values v_j, top-k selection per clip.
 
-The query is each clip's own F_fusion: never a batch statistic, so a clip's prediction does not
-depend on which clips share its batch. Scores use a selectable query function (the paper's Fig. 4):
+The query is each clip's own F_fusion (``pool.query_scope = "clip"``, the default), so a clip's
+prediction does not depend on which clips share its batch. ``query_scope = "batch"`` is what the
+authors' released code runs: the batch mean of F_fusion (renormalised) selects one set of k prompts
+for the whole batch, every clip gets those k and counts them under its own subset code; a
+prediction then depends on the other clips of its batch (and, under several processes, on each
+process's share of it). Scores use a selectable query function (the paper's Fig. 4):
 
     cosine:  s_j = cos(q, k_j)
     l2:      s_j = -||q - k_j||_2
@@ -21,6 +25,10 @@ have selected (top-k without the factor), which is what stage 2's transfer reads
 Selection counts are kept per modality subset (rows indexed by the subset's bit code, video=1,
 audio=2, text=4), so usage per modality can be reported and stage 2 can keep the prompts that
 stage 1 activated (``training.two_stage``).
+
+Keys train by default (the key-matching term; top-k itself carries no gradient). In the authors'
+code they never change: ``pool.train_keys = false`` freezes them (no gradient, out of the
+optimiser, so weight decay does not move them either), with ``pool.key_loss_weight = 0``.
 
 Keys are compared with the query under one function throughout: selection and the key-matching
 term use the same query function, and for the distances (L2, L1) keys start on the query's scale
@@ -70,6 +78,16 @@ def balance_scores(scores: torch.Tensor, counts: torch.Tensor, fn: str) -> torch
     return scores / w  # scores are negative distances: dividing by a larger w brings them closer
 
 
+def batch_query_note(cfg: PoolConfig, batches: str) -> str | None:
+    """What a reader of predictions must know when one selection serves a whole batch
+    (``query_scope = "batch"``), or None; ``batches`` says how the clips were batched."""
+    if not cfg.enabled or cfg.query_scope != "batch":
+        return None
+    return (f"pool.query_scope=batch (the authors' code): one set of top-{cfg.top_k} prompts is selected per batch "
+            f"from the batch mean of F_fusion, so a clip's prediction depends on the other clips of its batch "
+            f"({batches})")
+
+
 class PromptPool(nn.Module):
     """N keys [N, D] and values [N, L_p, D_tok]; returns the top-k values for each clip."""
 
@@ -85,6 +103,7 @@ class PromptPool(nn.Module):
             with torch.no_grad():
                 self.keys.copy_(F.normalize(self.keys, dim=-1))
         nn.init.normal_(self.values, std=0.02)  # the scale of CLIP's token embeddings
+        self.keys.requires_grad_(cfg.train_keys)
         # Selections made in training, per modality subset (what the model was given).
         self.register_buffer("counts", torch.zeros(N_SUBSETS, cfg.size, dtype=torch.long))
         if cfg.balance:  # what the query alone chose (top-k without the balancing factor)
@@ -92,7 +111,10 @@ class PromptPool(nn.Module):
 
     def forward(self, query: torch.Tensor, subset_code: torch.Tensor) -> dict[str, torch.Tensor]:
         """query [B, D] (F_fusion), subset_code [B] long in 1..7 ->
-        values [B, k, L_p, D_tok], indices [B, k], key_loss (scalar, mean of 1 - cos), scores [B, N]."""
+        values [B, k, L_p, D_tok], indices [B, k], key_loss (scalar, mean of 1 - cos), scores [B, N].
+        With ``query_scope = "batch"`` every row of indices and scores is the batch mean's."""
+        if self.cfg.query_scope == "batch":
+            query = F.normalize(query.mean(0, keepdim=True), dim=-1).expand_as(query)
         # Similarity, balancing and top-k in float32 even under autocast: in bfloat16, 32 keys give
         # only ~20 distinct scores per row and top-k picks among ties.
         with torch.autocast(query.device.type, enabled=False):

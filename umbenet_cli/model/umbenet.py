@@ -2,7 +2,8 @@
 
     F_v, F_a, F_t          = E_v(frames), E_a(audio), E_t(text)                 eq. 1
     F_fusion               = AdaptiveFusion([F_v, F_a, F_t], M)                  eq. 2-3
-    P*, key loss           = PromptPool(query = F_fusion of each clip)          eq. 4, 8-9
+    P*, key loss           = PromptPool(query = F_fusion of each clip,          eq. 4, 8-9
+                                        or their batch mean: pool.query_scope)
     P', gates              = SFF(P*)                                             eq. 10-12
     e_c (per clip, class)  = CLIP_text([SOS] P' ; P_inherent ; class c ; [EOS])  eq. 14
     logits                 = logit_scale · cos(F_fusion, e_c)                    eq. 5
@@ -69,7 +70,7 @@ class Output:
     fused: torch.Tensor  # [B, E] F_fusion, unit norm
     selected: torch.Tensor | None  # [B, k] prompt indices (None when the pool is off)
     key_loss: torch.Tensor
-    gates: torch.Tensor | None  # [B, k, L_p, D_tok]
+    gates: torch.Tensor | None  # [B, k, L_p, D_tok] (sff.gate "mlp") or [B, k, L_p, 1] ("scalar")
     streams: dict[str, torch.Tensor] = field(default_factory=dict)  # F_v, F_a, F_t [B, E]
     class_emb: torch.Tensor | None = None  # [B or 1, C, E] e_c, unit norm (one per clip with P')
 

@@ -98,6 +98,14 @@ class Experiment:
         return dict(self.options.get("model", {}).get("pool") or self.folds[0].results.get("pool") or {})
 
     @property
+    def prompt_length(self) -> int | None:
+        """Table 4's "Length", the overall prompt: pool.length + inherent_length (None when the
+        run does not record both). Runs are matched to Table 4's rows by this, not pool.length."""
+        inherent = (self.options.get("model") or {}).get("inherent_length")
+        length = self.pool.get("length")
+        return None if inherent is None or length is None else int(length) + int(inherent)
+
+    @property
     def stage(self) -> str:
         return str(self.options.get("stage", "both"))
 

@@ -39,7 +39,9 @@ class Published:
 
 @dataclass(frozen=True)
 class PoolAblation:
-    """One row of the paper's Table 4 (MAFW, V+A+T). strategy: "2-stage" or "1-stage"."""
+    """One row of the paper's Table 4 (MAFW, V+A+T). strategy: "2-stage" or "1-stage".
+    length: "the overall length of the prompts", pool tokens + inherent tokens (the authors'
+    prompt_length = 64 is 32 + 32), so runs are matched by ``UMBEnetConfig.prompt_length``."""
 
     length: int
     size: int
@@ -147,7 +149,8 @@ def published_for(dataset: str, subset: str, classes: int, block: Block = "train
 
 def table4_for(dataset: str, subset: str, classes: int, length: int, size: int, top_k: int,
                strategy: str) -> PoolAblation | None:
-    """The Table 4 row with these pool settings and training strategy, or None."""
+    """The Table 4 row with these pool settings and training strategy, or None. ``length`` is the
+    overall prompt length (pool.length + inherent_length), not pool.length."""
     key = (dataset, subset, classes, length, size, top_k, strategy)
     return next((a for a in TABLE4 if (a.dataset, a.subset, a.classes, a.length, a.size, a.top_k,
                                        a.strategy) == key), None)

@@ -170,14 +170,22 @@ def table3(experiments: list[Experiment]) -> list[Block]:
 def _pool_key(exp: Experiment) -> tuple:
     p = exp.pool
     return (PAPER_ORDER.index(exp.trained_name) if exp.trained_name in PAPER_ORDER else 99,
-            not p.get("enabled", True), p.get("length", 0), p.get("size", 0), p.get("top_k", 0), exp.strategy)
+            not p.get("enabled", True), exp.prompt_length or 0, p.get("size", 0), p.get("top_k", 0), exp.strategy)
 
 
 def pool_cells(exp: Experiment) -> list[str]:
     p = exp.pool
     if not p.get("enabled", True):
         return ["no pool", "—", "—"]
-    return [str(p.get("length", "?")), str(p.get("size", "?")), str(p.get("top_k", "?"))]
+    return [length_cell(exp), str(p.get("size", "?")), str(p.get("top_k", "?"))]
+
+
+def length_cell(exp: Experiment) -> str:
+    """Table 4's overall prompt length with its parts: "64 (32 pool + 32 inherent)"."""
+    total = exp.prompt_length
+    if total is None:
+        return f"? ({exp.pool.get('length', '?')} pool + ? inherent)"
+    return f"{total} ({exp.pool.get('length')} pool + {total - int(exp.pool.get('length'))} inherent)"
 
 
 def _table4_paper(exp: Experiment, strategy: str | None = None):
@@ -185,7 +193,7 @@ def _table4_paper(exp: Experiment, strategy: str | None = None):
     if not p.get("enabled", True):
         return None, None
     c, c10 = published_classes(exp)
-    args = (exp.dataset, exp.trained_name, p.get("length"), p.get("size"), p.get("top_k"), strategy or exp.strategy)
+    args = (exp.dataset, exp.trained_name, exp.prompt_length, p.get("size"), p.get("top_k"), strategy or exp.strategy)
     return (table4_for(args[0], args[1], c, *args[2:]) if c else None), (table4_for(args[0], args[1], c10, *args[2:]) if c10 else None)
 
 
@@ -281,7 +289,7 @@ def comparisons(experiments: list[Experiment]) -> list[list[str]]:
                 found = [(p, f"Table 3 block: {block}") for p in published_for(exp.dataset, subset, classes, block)]
                 if block == "trained" and exp.pool.get("enabled", True):
                     p = exp.pool
-                    t4 = table4_for(exp.dataset, subset, classes, p.get("length"), p.get("size"), p.get("top_k"), exp.strategy)
+                    t4 = table4_for(exp.dataset, subset, classes, exp.prompt_length, p.get("size"), p.get("top_k"), exp.strategy)
                     if t4:
                         found.append((t4, f"pool {t4.length}/{t4.size}/{t4.top_k}, {t4.strategy}"))
                 for pub, setting in found:

@@ -9,7 +9,12 @@ A stage writes into its own folder::
                              prompt selection counts, steps/s and clips/s
     checkpoints/last/        weights + train_state.pt (optimiser, scheduler, RNG, counters)
     checkpoints/best/        the epoch with the best validation UAR (ties: WAR)
-    result.json              written when the stage ends, with why it ended
+    result.json              written when the stage ends, with why it ended and how it validated
+
+Validation (``validate``): every clip with all its modalities, except in a unimodal stage (stage 1)
+under ``optim.stage1_val = "unimodal"``: there each clip is validated with each of its modalities
+alone, as stage 1 trains, and the epoch's loss, UAR and WAR are the means over the modalities
+(the per-modality numbers are in metrics.jsonl).
 
 Resuming loads ``checkpoints/last`` and continues at the exact step; since batches and modality
 draws are functions of (seed, stage, epoch, step) and the RNG state travels in the checkpoint, a
@@ -30,6 +35,7 @@ import torch.nn.functional as F
 
 from umbenet_cli.data.cache_read import FeatureTable
 from umbenet_cli.evaluation import metrics as M
+from umbenet_cli.model.config import MODALITIES
 from umbenet_cli.model.checkpoint import load_weights, save_checkpoint
 from umbenet_cli.model.umbenet import UMBEnet
 from umbenet_cli.devices import inference_precision, train_precision
@@ -85,6 +91,29 @@ def evaluate(model, table, rows, available, device, batch_size) -> dict:
     return {"loss": loss, "uar": M.uar(cm), "war": M.war(cm), "n": int(len(rows))}
 
 
+VAL_RULES = {
+    "all": "each validation clip with all its modalities together",
+    "unimodal": "each validation clip with each of its modalities alone: best checkpoint by the mean over "
+                "modalities of their UAR (then WAR), lr schedule by the mean of their losses",
+}
+
+
+def validate(model, table, rows, available, device, batch_size, rule: str) -> dict:
+    """One epoch's validation under ``rule`` (``VAL_RULES``): loss, uar, war, n, rule, and for
+    "unimodal" ``per_modality`` (``evaluate`` of each modality's clips, that modality alone)."""
+    if rule == "all":
+        return {**evaluate(model, table, rows, available, device, batch_size), "rule": rule}
+    per = {}
+    for j, m in enumerate(MODALITIES):
+        have = rows[available[rows, j]]
+        if len(have):
+            alone = np.zeros_like(available)
+            alone[:, j] = available[:, j]
+            per[m] = evaluate(model, table, have, alone, device, batch_size)
+    means = {k: float(np.mean([v[k] for v in per.values()])) for k in ("loss", "uar", "war")}
+    return {**means, "n": int(len(rows)), "rule": rule, "per_modality": per}
+
+
 def load_train_state(path: Path, device: torch.device) -> dict:
     """``train_state.pt`` onto this rank's ``device``; tensors and plain values only (weights_only):
     a file that would run code when unpickled is refused, never executed."""
@@ -107,6 +136,7 @@ class StageTrainer:
         self.available, self.mode, self.stage, self.folder = available, mode, stage, folder
         self.seed, self.info, self.save_every, self.max_steps = seed, info, save_every, max_steps
         self.cfg = model.config.optim
+        self.val_rule = self.cfg.stage1_val if mode == "unimodal" else "all"
         params = [p for p in model.parameters() if p.requires_grad]
         self.opt = make_optimizer(params, self.cfg)
         self.sched = make_scheduler(self.opt, self.cfg)
@@ -268,7 +298,8 @@ class StageTrainer:
                 progress.update(epochs, completed=st.epoch)
         result = {"stage": self.stage, "stop_reason": st.stop_reason, "epochs": st.epoch,
                   "global_step": st.global_step, "best_epoch": st.best_epoch,
-                  "best_val_uar": st.best[0], "best_val_war": st.best[1]}
+                  "best_val_uar": st.best[0], "best_val_war": st.best[1],
+                  "val_rule": self.val_rule, "val_rule_detail": VAL_RULES[self.val_rule]}
         if info.main:
             (self.folder / "result.json").write_text(json.dumps(result, indent=2))
         barrier(info)  # rank 0's checkpoints and result.json exist before any rank reads them
@@ -286,8 +317,8 @@ class StageTrainer:
         train["war"] = train["acc"]
         # Rank 0 validates and every rank takes its numbers: the schedule, best and stop decisions
         # below then agree on all ranks (they would drift apart on per-rank round-off otherwise).
-        val = evaluate(self.model, self.table, self.splits.val, self.available, info.device,
-                       cfg.batch_size) if info.main else None
+        val = validate(self.model, self.table, self.splits.val, self.available, info.device,
+                       cfg.batch_size, self.val_rule) if info.main else None
         val = broadcast_object(val, info)
         if not partial:
             self.sched.step(val["loss"])
@@ -316,7 +347,7 @@ class StageTrainer:
         st.stop_reason = broadcast_object(st.stop_reason, info)  # rank 0's decision
         self._save("last")
         msg = (f"{self.stage} epoch {line['epoch']}: train loss {train['total']:.4f} UAR {100 * train['uar']:.2f}% "
-               f"WAR {100 * train['war']:.2f}% | val loss {val['loss']:.4f} UAR {100 * val['uar']:.2f}% WAR {100 * val['war']:.2f}% "
+               f"WAR {100 * train['war']:.2f}% | val{' (modalities alone, mean)' if self.val_rule == 'unimodal' else ''} loss {val['loss']:.4f} UAR {100 * val['uar']:.2f}% WAR {100 * val['war']:.2f}% "
                f"| lr {lr:.2e} | {line['steps_per_s']:.1f} steps/s, {line['clips_per_s']:.0f} clips/s")
         log.info(msg)
         if self.console is not None and info.main:

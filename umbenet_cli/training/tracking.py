@@ -12,6 +12,7 @@ What is logged, always at the stage's global step (optimiser steps from the stag
     train_step/loss_{total,ce,l1,gate_l1,key}, train_step/lr     every step (this rank's batch)
     epoch/{train,val}_{uar,war}, epoch/train_loss, epoch/val_loss,
     epoch/lr, epoch/clips_per_s, epoch/steps_per_s                every epoch, the metrics.jsonl line
+    epoch/val_{uar,loss}_{video,audio,text}                        stage 1 validated per modality
     prompts/selections_<subset>, prompts/used_<subset>            selection counts so far per subset
     prompts/selected (histogram of prompt indices)
     summary/{best_val_uar,best_val_war,best_epoch,epochs}         when the stage ends
@@ -79,6 +80,8 @@ def epoch_scalars(line: dict) -> dict[str, float]:
            "epoch/val_uar": line["val"]["uar"], "epoch/val_war": line["val"]["war"], "epoch/lr": line["lr"],
            "epoch/clips_per_s": line["clips_per_s"], "epoch/steps_per_s": line["steps_per_s"],
            "epoch/epoch": float(line["epoch"])}
+    for m, v in (line["val"].get("per_modality") or {}).items():  # stage 1, each modality alone
+        out[f"epoch/val_uar_{m}"], out[f"epoch/val_loss_{m}"] = v["uar"], v["loss"]
     counts = line.get("pool_counts")
     if counts is not None:
         counts = np.asarray(counts)
