@@ -280,3 +280,26 @@ def test_all_modalities_presents_every_modality_a_clip_has(synthetic_cache, tmp_
     assert train(synthetic_cache, tmp_path, "--name", "o", "--fold", "1", "--stage", "one", "--max-steps", "1") == 0
     assert train(synthetic_cache, tmp_path, "--name", "o", "--fold", "1", "--stage", "one", "--resume",
                  "--all-modalities") == 2
+
+
+def test_counting_pass_under_a_batch_query_counts_batches_as_draws(synthetic_cache):
+    """pool.query_scope=batch (the authors' code): batches of one modality at the training batch
+    size, every clip counting its batch's k, and one independent draw per batch for the test."""
+    from umbenet_cli.data.cache_read import read_features
+    from umbenet_cli.model.config import UMBEnetConfig
+    from umbenet_cli.model.umbenet import UMBEnet
+    from umbenet_cli.training.two_stage import count_selections
+
+    cfg = UMBEnetConfig.preset("tiny", **{"pool.size": 32, "pool.top_k": 5, "pool.query_scope": "batch"})
+    table = read_features(synthetic_cache)
+    rows = np.arange(len(table))
+    available = table.presence
+    B = 16
+    seen = count_selections(UMBEnet(cfg), table, rows, available, DistInfo(), B)
+    for code, j in ((1, 0), (2, 1), (4, 2)):
+        n = int(available[:, j].sum())
+        assert int(seen.clips[code]) == n and int(seen.counts[code].sum()) == 5 * n
+        assert int(seen.queries[code].sum()) == 5 * -(-n // B)  # one query per batch
+        # Each prompt's clip count is a sum of whole batches: full batches of B and one remainder.
+        sizes = {B, n % B or B}
+        assert all(any((c - r) % B == 0 for r in (0, *sizes)) for c in seen.counts[code].tolist())

@@ -20,11 +20,12 @@ attractive": cosine (s + 1) * w_j, distances -d / w_j. Its cost: with running co
 prompt is the most attractive one, so (N 32, k 5, batch 16) every prompt is selected within the
 first steps, training selects differently from evaluation, and ``counts`` no longer says which
 prompts the queries preferred. So the pool also keeps ``query_counts``: what the query alone would
-have selected (top-k without the factor), which is what stage 2's transfer reads.
+have selected (top-k without the factor), logged beside ``counts``.
 
 Selection counts are kept per modality subset (rows indexed by the subset's bit code, video=1,
-audio=2, text=4), so usage per modality can be reported and stage 2 can keep the prompts that
-stage 1 activated (``training.two_stage``).
+audio=2, text=4), so usage during training can be logged and reported. They do not decide stage
+2's transfer: a counting pass of the trained stage-1 model does (``training.two_stage``), since
+these running counts also hold the first steps, when keys are still random.
 
 Keys train by default (the key-matching term; top-k itself carries no gradient). In the authors'
 code they never change: ``pool.train_keys = false`` freezes them (no gradient, out of the
@@ -141,12 +142,3 @@ class PromptPool(nn.Module):
     def counters(self) -> list[torch.Tensor]:
         """The count buffers training updates (summed across processes by the loop)."""
         return [self.counts, self.query_counts] if self.cfg.balance else [self.counts]
-
-    def activation_counts(self) -> torch.Tensor:
-        """[8, N] selections per modality subset made by the query alone, without the balancing
-        factor: ``counts`` when balancing is off, ``query_counts`` when it is on."""
-        return self.query_counts if self.cfg.balance else self.counts
-
-    def used(self) -> torch.Tensor:
-        """Bool [N]: prompts selected at least once since the counts were last reset."""
-        return self.counts.sum(0) > 0
