@@ -297,7 +297,9 @@ def _title(ref: StageRef) -> str:
 
 
 CSV_COLUMNS = ("subset", "n", "n_without_input", "uar", "war", "uar_classes",
-               *(f"{k}_without_neutral_{r}" for r in RULES for k in ("uar", "war", "uar_classes")))
+               *(f"{k}_without_neutral_{r}" for r in RULES for k in ("uar", "war", "uar_classes")), "units")
+# A CSV has no metadata: each row says what its scores are (n and uar_classes are counts).
+CSV_UNITS = "uar/war: fractions of 1 (0.4567 = 45.67%)"
 
 
 def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.ndarray, got: dict, subsets) -> None:
@@ -309,7 +311,7 @@ def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.nd
             for r in RULES:
                 wn = e.get(f"without_neutral_{r}") or {}
                 cells += [wn.get("uar"), wn.get("war"), wn.get("uar_classes")]
-            w.writerow(cells)
+            w.writerow(cells + [CSV_UNITS])
     with open(out_dir / "predictions.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         names = [subset_name(s) for s in subsets]
