@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from umbenet_cli.data.cache_fit import check_backbone, check_fits
-from umbenet_cli.data.cache_read import FeatureTable, read_features
-from umbenet_cli.data.class_subset import ClassSelectionError, exclude_classes
+from umbenet_cli.data.cache_read import FeatureTable
+from umbenet_cli.data.class_subset import ClassSelectionError, read_without_classes
 from umbenet_cli.devices import inference_precision
 from umbenet_cli.errors import UserError
 from umbenet_cli.evaluation.head_diagnostics import HeadStats
@@ -151,7 +151,7 @@ def load_for_eval(ref: StageRef, checkpoint: str, cache: Path | None, device: st
         raise EvalError(f"no feature cache at {source}" + ("" if cache else " (the run's cache, from run.json: moved "
                         "or deleted?)") + ": pass the cache with --cache DIR")
     try:
-        table = exclude_classes(read_features(source), opts.exclude_classes)
+        table = read_without_classes(source, opts.exclude_classes)
     except ClassSelectionError as exc:
         raise EvalError(f"the run was trained without {list(opts.exclude_classes)} (run.json exclude_classes), "
                         f"which the cache at {source} cannot give: {exc}") from None
