@@ -11,11 +11,12 @@ Every request is checked before any work starts; a machine that cannot satisfy i
 message (exit code 2) saying which torch build is installed and how to install another.
 
 Precision: training runs its forward pass, and prep its frozen image tower, under autocast in
-bfloat16 on GPUs that support it natively (compute capability 8.0+, ``torch.cuda.is_bf16_supported(including_emulation=False)``)
-and in float32 elsewhere (the CPU, V100/T4-class GPUs: no float16 + GradScaler path, whose
-loss-scale state would have to travel in checkpoints for a speed-up those cards rarely need at
-this model's size). Validation, ``eval`` and ``predict`` all run in float32 (``inference_precision``),
-so the validation UAR that picks the best checkpoint is the one ``eval --split val`` reports.
+bfloat16 on GPUs that support it natively (compute capability 8.0+,
+``torch.cuda.is_bf16_supported(including_emulation=False)``) and in float32 elsewhere (the CPU,
+V100/T4-class GPUs: no float16 + GradScaler path, whose loss-scale state would have to travel in
+checkpoints for a speed-up those cards rarely need at this model's size). Validation, ``eval``
+and ``predict`` all run in float32 (``inference_precision``), so the validation UAR that picks the
+best checkpoint is the one ``eval --split val`` reports.
 """
 from __future__ import annotations
 

@@ -14,9 +14,10 @@ and, where the writer was given them, ``"notes"``: facts about how the part's ro
 are no part of the spec (parts with other notes still make one cache), e.g. prep's features parts
 ``{"embed_device": "cuda:0 (Tesla V100-SXM2-16GB)", "image_tower_precision": "fp32",
 "text_tower_precision": "fp32"}`` (``image_tower_precision`` is ``bf16 autocast`` on GPUs with
-native bfloat16). So pandas, pyarrow or duckdb can read and decode a cache without this package: a tensor column is
-one ``fixed_size_binary`` value per clip holding little-endian float16 in C order (row-major), e.g.
-``np.frombuffer(value, "<f2").reshape(16, 768)``. A missing modality is a null value, never zeros.
+native bfloat16). So pandas, pyarrow or duckdb can read and decode a cache without this package:
+a tensor column is one ``fixed_size_binary`` value per clip holding little-endian float16 in C
+order (row-major), e.g. ``np.frombuffer(value, "<f2").reshape(16, 768)``. A missing modality is
+a null value, never zeros.
 
 Columns (``*`` = nullable; T = num_frames, D = embed_dim, S = audio_seconds x sample_rate):
 

@@ -51,8 +51,9 @@ class PartWriter:
     reader thread's decoded part within memory limits. On leaving a ``with`` block through an
     exception, the rows already accepted (each was fully validated) are still flushed, then the
     exception propagates. ``notes``: how the rows were made (e.g. the embedding precision),
-    stored in each part's metadata beside the spec (``cache_schema.with_notes``). Run one writer per shard at a time (a new
-    writer deletes its shard's ``.tmp`` leftovers); a writer is not thread-safe.
+    stored in each part's metadata beside the spec (``cache_schema.with_notes``). Run one writer
+    per shard at a time (a new writer deletes its shard's ``.tmp`` leftovers); a writer is not
+    thread-safe.
     """
 
     def __init__(self, table_dir: str | Path, spec: CacheSpec, shard: str = "0-of-1",
