@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from umbenet_cli.data.cache_read import MediaTable
+from umbenet_cli.devices import autocast_precision, precision_name
 from umbenet_cli.model.backbone import Backbone
 
 # Media columns carried over to the features table unchanged.
@@ -49,11 +50,21 @@ class EmbedStage:
                  jpeg_threads: int | None = None) -> None:
         self.backbone = backbone.to(device)
         self.device = device
+        # The image tower runs in the precision training would use on this device (bf16 autocast
+        # only on GPUs with native bf16, fp32 on V100/T4 and the CPU); the text tower in fp32.
+        self.precision = precision_name(torch.device(device))
         self.frame_batch = frame_batch
         self.scene = scene
         self.seconds: Counter[str] = Counter()
         self.jpeg_threads = jpeg_threads or min(4, os.cpu_count() or 1)
         self._pool: ThreadPoolExecutor | None = None
+
+    def notes(self) -> dict[str, str]:
+        """How this stage computes embeddings, for the features parts' metadata (``PartWriter``
+        notes) and prep's output: the device and each tower's precision."""
+        device = torch.device(self.device)
+        where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+        return {"embed_device": where, "image_tower_precision": self.precision, "text_tower_precision": "fp32"}
 
     def close(self) -> None:
         if self._pool is not None:
@@ -87,7 +98,7 @@ class EmbedStage:
             pixels = self.backbone.preprocess(frames, device=self.device)
             t2 = time.perf_counter()
             self.seconds["preprocess"] += t2 - t1
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
+            with autocast_precision(torch.device(self.device)):
                 out.append(self.backbone.encode_images(pixels).float().cpu())
             self.seconds["image tower"] += time.perf_counter() - t2
         emb = torch.cat(out).numpy() if out else np.zeros((0, self.backbone.dims.embed_dim), np.float32)

@@ -200,13 +200,15 @@ def _embed(opts, spec, wanted: set[str], progress, summary) -> None:
         _check_spec(table, fspec, "features")
     todo = wanted - done
     summary.embed_done_before = len(wanted) - len(todo)
-    task = progress.add_task("embed", total=len(wanted), completed=summary.embed_done_before)
     stage = EmbedStage(backbone, opts.device, opts.embed_batch, opts.scene)
+    notes = stage.notes()  # recorded in every features part this run writes
+    progress.console.print(embed_line(notes), markup=False, highlight=False)
+    task = progress.add_task("embed", total=len(wanted), completed=summary.embed_done_before)
     # Large parts read fast (finding 6), but a part is buffered whole before it is written: with
     # 8 s of audio per clip 512 rows were 131 MB plus their Arrow copy, the end-of-run peak of
     # prep's memory (finding 4). 64 MiB bounds the buffer; without audio parts hold 4,096 rows.
     with PartWriter(table, fspec, shard=opts.shard_name, rows_per_part=4096,
-                    max_part_bytes=64 << 20) as writer:
+                    max_part_bytes=64 << 20, notes=notes) as writer:
         try:
             if todo:
                 for part in iter_media(opts.out):
@@ -215,6 +217,15 @@ def _embed(opts, spec, wanted: set[str], progress, summary) -> None:
             stage.close()
     summary.seconds.update({f"embed: {k}": v for k, v in stage.seconds.items()})
     summary.seconds["embed"] = time.perf_counter() - t0
+
+
+def embed_line(notes: dict[str, str]) -> str:
+    """``embed: CLIP towers on cuda:0 (Tesla T4): image tower fp32 (...), text tower fp32``."""
+    why = ""
+    if notes["image_tower_precision"] == "fp32" and notes["embed_device"].startswith("cuda"):
+        why = " (this GPU has no native bfloat16; as training does here)"
+    return (f"embed: CLIP towers on {notes['embed_device']}: image tower {notes['image_tower_precision']}"
+            f"{why}, text tower {notes['text_tower_precision']}")
 
 
 def _tally(opts, records, summary) -> None:

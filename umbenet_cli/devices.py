@@ -10,12 +10,13 @@ Spellings (``train``, ``eval``, ``predict``, ``prep``, ``info``)::
 Every request is checked before any work starts; a machine that cannot satisfy it gives one
 message (exit code 2) saying which torch build is installed and how to install another.
 
-Precision: training runs its forward pass under autocast in bfloat16 on GPUs that support it
-natively (compute capability 8.0+, ``torch.cuda.is_bf16_supported(including_emulation=False)``)
-and in float32 elsewhere (the CPU, V100/T4-class GPUs: no float16 + GradScaler path, whose
-loss-scale state would have to travel in checkpoints for a speed-up those cards rarely need at
-this model's size). Validation, ``eval`` and ``predict`` all run in float32 (``inference_precision``),
-so the validation UAR that picks the best checkpoint is the one ``eval --split val`` reports.
+Precision: training runs its forward pass, and prep its frozen image tower, under autocast in
+bfloat16 on GPUs that support it natively (compute capability 8.0+,
+``torch.cuda.is_bf16_supported(including_emulation=False)``) and in float32 elsewhere (the CPU,
+V100/T4-class GPUs: no float16 + GradScaler path, whose loss-scale state would have to travel in
+checkpoints for a speed-up those cards rarely need at this model's size). Validation, ``eval``
+and ``predict`` all run in float32 (``inference_precision``), so the validation UAR that picks the
+best checkpoint is the one ``eval --split val`` reports.
 """
 from __future__ import annotations
 
@@ -143,23 +144,29 @@ def cuda_unused_note(device: torch.device) -> str | None:
 
 # ----------------------------------------------------------------------------------- precision
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The training autocast dtype for ``device``, or None for plain float32."""
+    """The autocast dtype for ``device`` (training's forward pass, prep's image tower), or None
+    for plain float32: bfloat16 only where the GPU has it natively, never emulated (V100, T4)."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.bfloat16
     return None
 
 
 def precision_name(device: torch.device) -> str:
+    """``bf16 autocast`` or ``fp32``: what ``autocast_precision`` runs ``device`` in."""
     dtype = autocast_dtype(device)
     return "bf16 autocast" if dtype is torch.bfloat16 else "fp32"
 
 
-def train_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """The context of a training forward pass (autocast where ``autocast_dtype`` says so)."""
+def autocast_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """The context of a training forward pass and of prep's image tower (autocast where
+    ``autocast_dtype`` says so, disabled elsewhere)."""
     dtype = autocast_dtype(device)
     if dtype is None:
         return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=dtype)
+
+
+train_precision = autocast_precision  # the name the training loop uses
 
 
 def inference_precision(device: torch.device) -> contextlib.AbstractContextManager:

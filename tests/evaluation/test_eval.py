@@ -61,6 +61,10 @@ def test_every_subset_written_and_consistent(run_all_folds, capsys):
     with open(res_dir / "results.csv") as fh:
         header = next(csv.reader(fh))
     assert {"uar_without_neutral_authors", "war_without_neutral_strict"} <= set(header)
+    with open(res_dir / "results.csv") as fh:  # the CSV says its units, on every row
+        csv_rows = list(csv.DictReader(fh))
+    assert header[-1] == "units" and all("fractions of 1" in r["units"] for r in csv_rows)
+    assert [float(r["uar"]) for r in csv_rows] == pytest.approx([e["uar"] for e in results["subsets"]])
     assert (res_dir / "confusion_V+A+T_without_neutral.csv").read_text().count("\n") == len(classes)  # header + 3 rows
     assert "UAR w/o neutral (authors' rule)" in out and "strict rule: neutral clips are left out" in out
     summary = json.loads((run_all_folds / "eval-test.json").read_text())

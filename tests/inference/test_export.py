@@ -137,7 +137,7 @@ def test_hub_id_uses_the_fetched_snapshot(exported, clips, tmp_path, monkeypatch
     """A repo id that is no local path goes through snapshot_download (faked: no network in tests)."""
     asked = []
 
-    def fake_snapshot(repo_id, revision=None, allow_patterns=None):
+    def fake_snapshot(repo_id, revision=None, allow_patterns=None, local_files_only=False):  # a cached snapshot
         asked.append((repo_id, revision))
         return str(exported)
 

@@ -103,7 +103,7 @@ def test_wandb_absent_is_a_clear_error(synthetic_cache, tmp_path, capsys, monkey
     assert not (tmp_path / "w").exists()
 
 
-def test_wandb_offline_writes_local_files(synthetic_cache, tmp_path, monkeypatch):
+def test_wandb_offline_writes_local_files(synthetic_cache, tmp_path, monkeypatch, caplog):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -115,10 +115,78 @@ def test_wandb_offline_writes_local_files(synthetic_cache, tmp_path, monkeypatch
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     info = json.loads((stage / "tracking.json").read_text())
     assert info["logger"] == "wandb" and info["wandb_id"] in runs[0].name
-    # eval adds its scores to the same W&B run (same id; `wandb sync` resumes it)
+    # Offline, eval starts no second run folder (synced, it would replace the training curves:
+    # W&B cannot append to an offline run); it says so and how to add the scores later.
     assert main(["eval", str(tmp_path / "w")]) == 0
-    runs = list((stage / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(info["wandb_id"] in r.name for r in runs)
+    assert list((stage / "wandb").glob("*run-*")) == runs
+    err = " ".join(caplog.text.split())  # a warning: the terminal shows it
+    assert f"eval scores not added to W&B run {info['wandb_id']}" in err and "cannot append to an offline run" in err
+    assert "wandb sync" in err and "W&B online" in err
+    assert (stage / "eval" / "test" / "results.json").is_file()
+
+
+class FakeWandbRun:
+    def __init__(self, **kwargs) -> None:
+        self.init, self.logged, self.summary, self.finished = kwargs, [], {}, False
+
+    def log(self, values: dict, step: int) -> None:
+        self.logged.append((step, values))
+
+    def finish(self) -> None:
+        self.finished = True
+
+
+@pytest.fixture
+def wandb_trained_run(synthetic_cache, tmp_path, monkeypatch):
+    """A stage trained with --logger wandb (offline), then W&B configured online (wandb.init faked:
+    no server in tests); the runs wandb.init opened from then on."""
+    pytest.importorskip("wandb")
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert train(synthetic_cache, tmp_path, "--name", "w", "--fold", "1", "--stage", "one", "--max-steps", "3",
+                 "--logger", "wandb") == 0
+    stage = tmp_path / "w" / "fold1" / "onestage"
+    opened: list[FakeWandbRun] = []
+
+    def fake_init(**kwargs):
+        opened.append(FakeWandbRun(**kwargs))
+        return opened[-1]
+
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setattr(wandb, "init", fake_init)
+    return stage, opened
+
+
+def test_wandb_online_eval_writes_into_the_training_run(wandb_trained_run):
+    stage, opened = wandb_trained_run
+    folders = sorted((stage / "wandb").iterdir())
+    assert main(["eval", str(stage.parents[1])]) == 0
+    run_id = json.loads((stage / "tracking.json").read_text())["wandb_id"]
+    assert len(opened) == 1 and opened[0].init["id"] == run_id and opened[0].init["resume"] == "must"
+    assert opened[0].init["mode"] == "online" and opened[0].finished
+    res = json.loads((stage / "eval" / "test" / "results.json").read_text())
+    logged = {k: v for _, values in opened[0].logged for k, v in values.items()}
+    for e in res["subsets"]:
+        assert logged[f"eval_test/uar_{e['name']}"] == pytest.approx(e["uar"])
+    assert sorted((stage / "wandb").iterdir()) == folders  # the fake wrote nothing, eval nothing else
+
+
+def test_wandb_online_eval_of_a_run_the_server_lacks(wandb_trained_run, monkeypatch, caplog):
+    """Trained offline and never synced: resume="must" fails; eval still succeeds and says why."""
+    import wandb
+
+    stage, _ = wandb_trained_run
+
+    def no_such_run(**kwargs):
+        raise wandb.errors.UsageError(f"You provided an invalid value for the `resume` argument: run {kwargs['id']} not found")
+
+    monkeypatch.setattr(wandb, "init", no_such_run)
+    assert main(["eval", str(stage.parents[1])]) == 0
+    err = " ".join(caplog.text.split())
+    assert "eval scores not added to W&B run" in err and "not found" in err and "wandb sync" in err
 
 
 def test_only_rank_0_logs(tmp_path):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -102,13 +102,34 @@ class MediaTable:
         return len(self.clip_ids)
 
 
-def read_features(cache_dir: str | Path, columns: Sequence[str] | None = None) -> FeatureTable:
+def read_features(cache_dir: str | Path, columns: Sequence[str] | None = None,
+                  labels: Collection[int] | None = None) -> FeatureTable:
     """Read ``<cache_dir>/features``. ``columns``: the tensor columns to load (default all of
-    frame_emb, scene_emb, audio, text_emb); metadata columns are always loaded."""
+    frame_emb, scene_emb, audio, text_emb); metadata columns are always loaded. ``labels``: only
+    the clips of these labels (default all); the other rows are never read, so the table holds
+    the kept clips alone (``take`` on a whole table would hold both it and the copy)."""
     table_dir = features_dir(cache_dir)
     parts, spec = _open(table_dir, "features")
-    meta, tensors, _ = _read_parts(parts, spec, "features", columns)
+    plan = None if labels is None else _only_labels(parts, labels)
+    meta, tensors, _ = _read_parts(parts, spec, "features", columns, plan=plan)
     return _feature_table(spec, meta, tensors)
+
+
+def _only_labels(parts: list[_Part], labels: Collection[int]) -> RowPlan:
+    """The row plan (dedup + clip order) restricted to the rows whose label is in ``labels``;
+    output rows renumbered 0..n-1 in the same clip order."""
+    plan = plan_rows([p.ids for p in parts])
+    wanted = np.asarray(sorted(labels), dtype=np.int64)
+    src, dest = [], []
+    for part, s, d in zip(parts, plan.src, plan.dest):
+        part_labels = pq.ParquetFile(part.name.path, metadata=part.metadata).read(
+            columns=["label"], use_threads=False).column(0).to_numpy()
+        keep = np.isin(part_labels[s], wanted)
+        src.append(s[keep])
+        dest.append(d[keep])
+    kept_rows = np.sort(np.concatenate(dest)) if dest else np.zeros(0, np.int64)
+    dest = [np.searchsorted(kept_rows, d) for d in dest]  # old output row -> its rank among the kept
+    return RowPlan(n=len(kept_rows), src=src, dest=dest, kept=[np.sort(s) for s in src])
 
 
 def read_media(cache_dir: str | Path, columns: Sequence[str] | None = None) -> MediaTable:

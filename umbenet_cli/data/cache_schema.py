@@ -10,9 +10,14 @@ Every part carries, in its Parquet key-value metadata under the key ``umbenet``,
     {"schema_version": 1, "table": "features", "spec": {...CacheSpec...},
      "tensors": {"frame_emb": {"dtype": "<f2", "shape": [16, 768]}, ...}}
 
-so pandas, pyarrow or duckdb can read and decode a cache without this package: a tensor column is
-one ``fixed_size_binary`` value per clip holding little-endian float16 in C order (row-major), e.g.
-``np.frombuffer(value, "<f2").reshape(16, 768)``. A missing modality is a null value, never zeros.
+and, where the writer was given them, ``"notes"``: facts about how the part's rows were made that
+are no part of the spec (parts with other notes still make one cache), e.g. prep's features parts
+``{"embed_device": "cuda:0 (Tesla V100-SXM2-16GB)", "image_tower_precision": "fp32",
+"text_tower_precision": "fp32"}`` (``image_tower_precision`` is ``bf16 autocast`` on GPUs with
+native bfloat16). So pandas, pyarrow or duckdb can read and decode a cache without this package:
+a tensor column is one ``fixed_size_binary`` value per clip holding little-endian float16 in C
+order (row-major), e.g. ``np.frombuffer(value, "<f2").reshape(16, 768)``. A missing modality is
+a null value, never zeros.
 
 Columns (``*`` = nullable; T = num_frames, D = embed_dim, S = audio_seconds x sample_rate):
 
@@ -237,6 +242,16 @@ def table_schema(table: str, spec: CacheSpec) -> pa.Schema:
     return pa.schema(fields, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
 
 
+def with_notes(schema: pa.Schema, notes: dict[str, Any]) -> pa.Schema:
+    """``schema`` whose ``umbenet`` metadata also holds ``notes`` (JSON-able; see the module
+    docstring); ``schema`` itself when there are none."""
+    if not notes:
+        return schema
+    meta = json.loads(schema.metadata[METADATA_KEY])
+    meta["notes"] = dict(notes)
+    return schema.with_metadata({**schema.metadata, METADATA_KEY: json.dumps(meta, sort_keys=True)})
+
+
 def media_schema(spec: CacheSpec) -> pa.Schema:
     """Arrow schema of the media table."""
     return table_schema("media", spec)
@@ -255,6 +270,7 @@ class PartInfo:
     table: str
     schema_version: int
     spec: CacheSpec
+    notes: dict = dataclasses.field(default_factory=dict)  # how the rows were made, see with_notes
 
 
 def read_part_info(path: str | Path) -> PartInfo:
@@ -290,7 +306,7 @@ def read_part_info(path: str | Path) -> PartInfo:
             raise CacheError(f"{path}: column {field.name!r} is {got} but the {table} schema "
                              f"says {field.type}; fix: delete the part (it was not written by "
                              "umbenet or was rewritten) and re-run `umbenet prep`")
-    return PartInfo(path=path, table=table, schema_version=version, spec=spec)
+    return PartInfo(path=path, table=table, schema_version=version, spec=spec, notes=meta.get("notes") or {})
 
 
 def check_same_spec(infos: Iterable[PartInfo]) -> CacheSpec:

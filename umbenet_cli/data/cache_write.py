@@ -20,7 +20,7 @@ from umbenet_cli.data.cache_parts import (
     max_seq, parse_shard, part_filename, remove_tmp_leftovers, table_spec, tmp_filename,
 )
 from umbenet_cli.data.cache_rows import RowConverter
-from umbenet_cli.data.cache_schema import TABLES, CacheError, CacheSpec, spec_diff
+from umbenet_cli.data.cache_schema import TABLES, CacheError, CacheSpec, spec_diff, with_notes
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,15 @@ class PartWriter:
     Larger parts read faster (``read_features``); the bound keeps the writer's buffer and each
     reader thread's decoded part within memory limits. On leaving a ``with`` block through an
     exception, the rows already accepted (each was fully validated) are still flushed, then the
-    exception propagates. Run one writer per shard at a time (a new
-    writer deletes its shard's ``.tmp`` leftovers); a writer is not thread-safe.
+    exception propagates. ``notes``: how the rows were made (e.g. the embedding precision),
+    stored in each part's metadata beside the spec (``cache_schema.with_notes``). Run one writer
+    per shard at a time (a new writer deletes its shard's ``.tmp`` leftovers); a writer is not
+    thread-safe.
     """
 
     def __init__(self, table_dir: str | Path, spec: CacheSpec, shard: str = "0-of-1",
                  rows_per_part: int = 256, *, table: str | None = None,
-                 max_part_bytes: int = 256 << 20) -> None:
+                 max_part_bytes: int = 256 << 20, notes: Mapping[str, Any] | None = None) -> None:
         self.table_dir = Path(table_dir)
         table = table or self.table_dir.name
         if table not in TABLES:
@@ -74,7 +76,7 @@ class PartWriter:
         self.max_part_bytes = max_part_bytes
         self._convert = RowConverter(table, spec)
         self.spec = self._convert.spec
-        self.schema = self._convert.schema
+        self.schema = with_notes(self._convert.schema, dict(notes or {}))
         self._options = write_options(self.schema)
         self.table_dir.mkdir(parents=True, exist_ok=True)
         remove_tmp_leftovers(self.table_dir, self.shard)

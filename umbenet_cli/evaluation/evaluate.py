@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from umbenet_cli.data.cache_fit import check_backbone, check_fits
-from umbenet_cli.data.cache_read import FeatureTable, read_features
-from umbenet_cli.data.class_subset import ClassSelectionError, exclude_classes
+from umbenet_cli.data.cache_read import FeatureTable
+from umbenet_cli.data.class_subset import ClassSelectionError, read_without_classes
 from umbenet_cli.devices import inference_precision
 from umbenet_cli.errors import UserError
 from umbenet_cli.evaluation.head_diagnostics import HeadStats
@@ -152,7 +152,7 @@ def load_for_eval(ref: StageRef, checkpoint: str, cache: Path | None, device: st
         raise EvalError(f"no feature cache at {source}" + ("" if cache else " (the run's cache, from run.json: moved "
                         "or deleted?)") + ": pass the cache with --cache DIR")
     try:
-        table = exclude_classes(read_features(source), opts.exclude_classes)
+        table = read_without_classes(source, opts.exclude_classes)
     except ClassSelectionError as exc:
         raise EvalError(f"the run was trained without {list(opts.exclude_classes)} (run.json exclude_classes), "
                         f"which the cache at {source} cannot give: {exc}") from None
@@ -302,7 +302,9 @@ def _title(ref: StageRef) -> str:
 
 
 CSV_COLUMNS = ("subset", "n", "n_without_input", "uar", "war", "uar_classes",
-               *(f"{k}_without_neutral_{r}" for r in RULES for k in ("uar", "war", "uar_classes")))
+               *(f"{k}_without_neutral_{r}" for r in RULES for k in ("uar", "war", "uar_classes")), "units")
+# A CSV has no metadata: each row says what its scores are (n and uar_classes are counts).
+CSV_UNITS = "uar/war: fractions of 1 (0.4567 = 45.67%)"
 
 
 def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.ndarray, got: dict, subsets) -> None:
@@ -314,7 +316,7 @@ def _write_tables(out_dir: Path, results: dict, table: FeatureTable, rows: np.nd
             for r in RULES:
                 wn = e.get(f"without_neutral_{r}") or {}
                 cells += [wn.get("uar"), wn.get("war"), wn.get("uar_classes")]
-            w.writerow(cells)
+            w.writerow(cells + [CSV_UNITS])
     with open(out_dir / "predictions.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         names = [subset_name(s) for s in subsets]

@@ -9,11 +9,12 @@ and how to publish it. Everything comes from the run's own files; nothing is typ
 from __future__ import annotations
 
 import math
+import shlex
 
 import yaml
 
 from umbenet_cli.evaluation.metrics import RULE_LABELS, RULES
-from umbenet_cli.model.config import TINY_BACKBONE, UMBEnetConfig
+from umbenet_cli.model.config import PRESETS, TINY_BACKBONE, UMBEnetConfig
 
 DIGITS = 2  # percent with two decimals, as every table of the toolkit
 SUBSET_MEANING = {"V": "video", "A": "audio", "T": "text"}
@@ -113,16 +114,71 @@ def _dataset_name(run: dict) -> str | None:
     return Path(cache).name or None
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.update(_flat(v, key) if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _set_value(value) -> str | None:
+    """A config value as ``--set`` parses it back (``UMBEnetConfig.override``); None where it cannot."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value and all(str(v) for v in value) else None
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return None  # None (an unset optional field): --set has no spelling for it
+
+
+def config_options(model: dict, preset: str | None) -> tuple[str | None, list[str], list[str]]:
+    """(``--preset``, the ``--set KEY=VALUE`` items, keys --set cannot express) that rebuild the
+    resolved config ``model`` (run.json's ``model``). The items are the keys where ``model`` differs
+    from the preset's values, so they carry the run's own ``--set`` options and any that a resumed
+    run applied later. ``classes`` is left out: ``--cache`` and ``--exclude-classes`` set it. A run
+    that did not record its preset gets the preset its config differs least from."""
+    try:
+        resolved = _flat(UMBEnetConfig.from_saved(model).to_dict())
+    except Exception:  # a run.json this version cannot read: no --set rather than no card
+        return preset, [], []
+
+    def differing(name: str) -> list[str]:
+        base = _flat(UMBEnetConfig.preset(name).to_dict())
+        return [k for k in resolved if k != "classes" and resolved[k] != base.get(k)]
+
+    if preset not in PRESETS:
+        preset = min(PRESETS, key=lambda name: len(differing(name)))
+    sets, unsaid = [], []
+    for key in differing(preset):
+        value = _set_value(resolved[key])
+        (sets if value is not None else unsaid).append(f"{key}={value}" if value is not None else key)
+    return preset, sets, unsaid
+
+
 def reconstructed_command(run: dict) -> str:
-    """The ``umbenet train`` line that redoes the run from its run.json (when no commands.txt)."""
-    parts = ["umbenet train", f"--cache {run.get('cache')}", f"--name {run.get('run_dir', '').split('/')[-1]}",
+    """The ``umbenet train`` line that redoes the run from its run.json (when no commands.txt):
+    its options, ``--preset`` and the ``--set`` items of its resolved config (``config_options``)."""
+    parts = ["umbenet train", f"--cache {shlex.quote(str(run.get('cache')))}",
+             f"--name {shlex.quote(run.get('run_dir', '').split('/')[-1])}",
              f"--stage {run.get('stage')}", f"--modalities {','.join(run.get('modalities') or [])}",
              f"--seed {run.get('seed')}", f"--val-fraction {run.get('val_fraction')}"]
     if run.get("fold"):
         parts.append(f"--fold {run['fold']}")
     if run.get("exclude_classes"):
-        parts.append(f"--exclude-classes {','.join(run['exclude_classes'])}")
-    return " ".join(parts) + "  # plus the resolved config of run.json (config.json here)"
+        parts.append(f"--exclude-classes {shlex.quote(','.join(run['exclude_classes']))}")
+    unsaid: list[str] = []
+    if isinstance(run.get("model"), dict):
+        preset, sets, unsaid = config_options(run["model"], (run.get("extra") or {}).get("preset"))
+        parts.append(f"--preset {preset}")
+        parts += [f"--set {shlex.quote(item)}" for item in sets]
+    line = " ".join(parts)
+    if not isinstance(run.get("model"), dict):
+        line += "  # plus the resolved config of config.json"
+    elif unsaid:
+        line += f"  # plus {', '.join(unsaid)} as in config.json (--set has no spelling for them)"
+    return line
 
 
 def model_card(config: UMBEnetConfig, meta: dict, source: dict, run: dict, eval_test: dict | None,

@@ -15,7 +15,6 @@ from umbenet_cli.errors import UserError
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from umbenet_cli.model.config import TINY_BACKBONE
+from umbenet_cli.model.hub import hub_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -164,28 +164,6 @@ def looks_like_path(name: str) -> bool:
             or "\\" in name)
 
 
-def _hub_unreachable() -> str | None:
-    """Why the hub cannot be reached (offline mode, or no connection within 3 s); None when it can.
-    One connection attempt, so that an offline machine fails at once instead of after the
-    download retries (~40 s)."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants, is_offline_mode
-
-    if is_offline_mode() or any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
-                                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return "HF_HUB_OFFLINE is set and the checkpoint is not in the Hugging Face cache"
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None  # through a proxy: let huggingface_hub connect its own way
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
-    except OSError as exc:
-        return f"{url.hostname} cannot be reached from here ({type(exc).__name__}: {exc})"
-    return None
-
-
 def _in_hub_cache(name: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
@@ -221,9 +199,10 @@ def load_backbone(name: str, device: str | torch.device = "cpu") -> Backbone:
                             f"--set backbone=/path/to/clip), or a Hugging Face hub id")
     else:
         local = _in_hub_cache(name)
-        why = None if local else _hub_unreachable()
+        why = None if local else hub_unreachable()
         if why is not None:
-            raise BackboneError(f"could not load the CLIP backbone {name!r}: {why}.\n{offline_fix(name)}")
+            raise BackboneError(f"could not load the CLIP backbone {name!r}: it is not in the Hugging Face cache "
+                                f"and {why}.\n{offline_fix(name)}")
     try:
         try:
             clip = CLIPModel.from_pretrained(source, local_files_only=local)
@@ -231,7 +210,7 @@ def load_backbone(name: str, device: str | torch.device = "cpu") -> Backbone:
         except OSError:
             if not local or source != name:
                 raise
-            why = _hub_unreachable()  # cached only in part (e.g. config without weights)
+            why = hub_unreachable()  # cached only in part (e.g. config without weights)
             if why is not None:
                 raise BackboneError(f"could not load the CLIP backbone {name!r}: the Hugging Face cache holds "
                                     f"it only in part and {why}.\n{offline_fix(name)}") from None

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from umbenet_cli.data.cache_fit import check_backbone, check_fits
-from umbenet_cli.data.cache_read import FeatureTable, read_features
-from umbenet_cli.data.class_subset import exclude_classes
+from umbenet_cli.data.cache_read import FeatureTable
+from umbenet_cli.data.class_subset import read_without_classes
 from umbenet_cli.model.backbone import load_backbone
 from umbenet_cli.model.config import MODALITIES
 from umbenet_cli.devices import cuda_unused_note, describe_device
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 def load_cache_for(opts: TrainOptions) -> FeatureTable:
     """The feature table without the run's excluded classes, checked against the model config
     (the backbone's weights are checked once loaded)."""
-    table = exclude_classes(read_features(opts.cache), opts.exclude_classes)
+    table = read_without_classes(opts.cache, opts.exclude_classes)
     check_fits(table.spec, opts.model, str(opts.cache), TrainError, n_clips=len(table))
     return table
 

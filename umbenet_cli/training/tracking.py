@@ -22,6 +22,12 @@ Only rank 0 logs. A resumed stage continues the same curves: TensorBoard is told
 events after the step the checkpoint was taken at (``purge_step``), so steps logged after it and
 before the interruption are replaced, never duplicated. W&B never contacts a server unless the
 user configured it: ``WANDB_MODE`` is respected, and without an API key W&B runs offline.
+
+``umbenet eval`` adds to the training run's W&B run (same id, ``resume="must"``) when W&B is
+online. Offline it adds nothing there and says so: W&B cannot append to an offline run, and a
+second offline run folder with the same id would, once synced, replace the training run's
+history instead of adding to it (wandb/wandb#3841). The scores stay in the eval folder; after
+``wandb sync`` of the training run, ``umbenet eval`` with W&B online adds them.
 """
 from __future__ import annotations
 
@@ -152,7 +158,7 @@ class TensorBoardTracker(Tracker):
 class WandbTracker(Tracker):
     kind = "wandb"
 
-    def __init__(self, folder: Path, name: str, run_id: str, config: dict | None) -> None:
+    def __init__(self, folder: Path, name: str, run_id: str, config: dict | None, resume: str = "allow") -> None:
         import wandb
 
         mode = wandb_mode()
@@ -160,7 +166,7 @@ class WandbTracker(Tracker):
             log.info("W&B offline (no WANDB_MODE, no API key): files under %s/wandb; `wandb sync` uploads them", folder)
         self.wandb = wandb
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "umbenet"), name=name, id=run_id,
-                              dir=str(folder), mode=mode, resume="allow", config=config, reinit="create_new")
+                              dir=str(folder), mode=mode, resume=resume, config=config, reinit="create_new")
         self.last_step = -1
 
     def _log(self, step: int, values: dict) -> None:
@@ -228,9 +234,29 @@ def open_for_eval(folder: Path) -> Tracker:
         log.warning("eval results not added to the %s log: %s", kind, exc)
         return Tracker()
     if kind == "wandb":
-        parts = folder.resolve().parts
-        return WandbTracker(folder, "/".join(parts[-3:]), info["wandb_id"], None)
+        return _wandb_for_eval(folder, info["wandb_id"])
     return TensorBoardTracker(folder) if kind == "tensorboard" else Tracker()
+
+
+def _wandb_for_eval(folder: Path, run_id: str) -> Tracker:
+    """The training run's own W&B run, reopened online; the no-op logger offline (see the module
+    docstring) or when the server does not have that run, each with a warning that says why."""
+    mode = wandb_mode()
+    if mode == "disabled":
+        return Tracker()
+    if mode not in ("online", "run", "shared"):  # "run": wandb's old name for online
+        log.warning("eval scores not added to W&B run %s (%s): W&B is %s and cannot append to an offline run "
+                    "(a second one with the same id would replace the training curves when synced). They are "
+                    "in the eval folder; to add them: `wandb sync %s/wandb/offline-run-*-%s`, then run "
+                    "`umbenet eval` again with W&B online (WANDB_MODE=online, logged in)",
+                    run_id, folder, mode, folder, run_id)
+        return Tracker()
+    try:
+        return WandbTracker(folder, "/".join(folder.resolve().parts[-3:]), run_id, None, resume="must")
+    except Exception as exc:  # noqa: BLE001 - wandb raises its own errors (e.g. no such run to resume)
+        log.warning("eval scores not added to W&B run %s (%s): %s: %s. If the run was trained offline, "
+                    "`wandb sync %s/wandb` first", run_id, folder, type(exc).__name__, exc, folder)
+        return Tracker()
 
 
 def log_eval(results: dict, stage_dir: Path, out_dir: Path) -> None:
