@@ -432,6 +432,25 @@ EXITS = _click_classes("Exit") + (typer.Exit,)
 ABORTS = _click_classes("Abort") + (typer.Abort,)
 
 
+_INTERRUPTED: list[bool] = []  # a worker's Ctrl-C (torchrun passes the launcher's on)
+
+
+def _worker_start() -> None:
+    """In a training worker: end with the launcher; note a Ctrl-C, so that the errors it causes in
+    the other ranks' collectives stay quiet."""
+    import signal
+
+    from umbenet_cli.training.distributed import die_with_launcher
+
+    die_with_launcher()
+
+    def interrupted(signum, frame):
+        _INTERRUPTED.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+
+
 def _speaks_for_the_run() -> bool:
     """Whether this process prints the "interrupted" line: not a worker of ``--nproc``/``--gpus``
     (the launcher prints it), and under a torchrun the user started, rank 0 alone."""
@@ -454,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     global _ARGV
     _ARGV = list(argv) if argv is not None else sys.argv[1:]
     _RESUME_HINT.clear()
+    if _under_launcher():
+        _worker_start()
     try:
         # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
         rc = app(args=argv, standalone_mode=False)
@@ -473,13 +494,25 @@ def main(argv: list[str] | None = None) -> int:
 
         if not peer_failure(exc):
             raise
-        # Another training process failed and printed its own message; say so in one line.
-        console.print(f"[bold red]stopped{_rank_tag()}:[/] another training process failed "
-                      f"({type(exc).__name__}); its message is above", highlight=False)
-        return 1
-    if rc == 130:
+        if _INTERRUPTED:  # Ctrl-C stopped the other ranks too: no failure to report
+            rc = 130
+        else:
+            # Another training process failed and printed its own message; say so in one line.
+            console.print(f"[bold red]stopped{_rank_tag()}:[/] another training process failed "
+                          f"({type(exc).__name__}); its message is above", highlight=False)
+            return 1
+    if rc in (130, 143) and _speaks_for_the_run():  # Ctrl-C, or a kill (SIGTERM) of a launcher
         how = f"`{_RESUME_HINT[0]}`" if _RESUME_HINT else "the same command again"
         console.print(f"[yellow]interrupted: work already finished is kept; to resume, run {how}[/]", highlight=False)
+    if _INTERRUPTED:
+        # A worker leaves at once: its files are closed (checkpoints are written whole or not at
+        # all), and another rank may wait in a collective until this process is gone; the
+        # interpreter's own clean-up of torch takes seconds.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        import os
+
+        os._exit(130)
     return rc if isinstance(rc, int) else 0
 
 

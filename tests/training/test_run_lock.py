@@ -95,6 +95,17 @@ def test_another_hosts_lock_is_taken_over_with_what_cannot_be_checked(tmp_path):
         assert "on host node-b" in lock.note and "local_lock" in lock.note and "on node-b" in lock.note
 
 
+def test_die_with_launcher_exits_when_the_launcher_is_already_gone():
+    """A worker whose launcher died before it asked for the parent-death signal ends at once."""
+    code = "from umbenet_cli.training.distributed import die_with_launcher\ndie_with_launcher()\nprint('alive')"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), UMBENET_LAUNCHER_PID=str(gone_pid()))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and "alive" not in proc.stdout
+    env["UMBENET_LAUNCHER_PID"] = str(os.getpid())  # its parent: it goes on
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and "alive" in proc.stdout
+
+
 def test_train_eval_export_on_a_run_being_trained(train_tiny_run, sample_cache, tmp_path, capsys):
     run = train_tiny_run(tmp_path)
     holder = hold(run)
