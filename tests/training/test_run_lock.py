@@ -59,9 +59,9 @@ def test_a_held_lock_refuses_and_names_its_holder(tmp_path):
         assert f"from process {holder.pid} on host" in lock.note and "which is gone" in lock.note
         assert json.loads((run / LOCK_NAME).read_text())["pid"] == os.getpid()
     assert not (run / LOCK_NAME).exists()  # released: the file is removed
-    with take(tmp_path / "new"):
+    with take(tmp_path / "runs" / "new"):
         pass
-    assert not (tmp_path / "new").exists()  # and a folder the lock made, when nothing else was written
+    assert not (tmp_path / "runs").exists()  # and the folders the lock made, when nothing else was written
 
 
 def test_a_lock_left_by_a_dead_or_reused_pid_is_taken_over(tmp_path):

@@ -93,8 +93,8 @@ def lock_path(run_dir: Path) -> Path:
 class RunLock:
     """The held lock of one run folder; ``release()`` (or the end of a ``with``) gives it back."""
 
-    def __init__(self, run_dir: Path, fd: int, made_dir: bool, note: str | None) -> None:
-        self.run_dir, self.fd, self.made_dir, self.note = Path(run_dir), fd, made_dir, note
+    def __init__(self, run_dir: Path, fd: int, made: list[Path], note: str | None) -> None:
+        self.run_dir, self.fd, self.made, self.note = Path(run_dir), fd, made, note
 
     def __enter__(self) -> "RunLock":
         return self
@@ -112,11 +112,11 @@ class RunLock:
             pass
         os.close(self.fd)
         self.fd = -1
-        if self.made_dir:  # a run that stopped before writing anything leaves no folder behind
+        for folder in self.made:  # a run that stopped before writing anything leaves no folder behind
             try:
-                self.run_dir.rmdir()
+                folder.rmdir()
             except OSError:
-                pass
+                break
 
 
 def take(run_dir: Path, command: str = "", wait_s: float = 1.0) -> RunLock:
@@ -126,7 +126,7 @@ def take(run_dir: Path, command: str = "", wait_s: float = 1.0) -> RunLock:
     import fcntl
 
     run_dir = Path(run_dir)
-    made_dir = not run_dir.exists()
+    made = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # deepest first
     run_dir.mkdir(parents=True, exist_ok=True)
     path = lock_path(run_dir)
     deadline = time.monotonic() + wait_s
@@ -165,7 +165,7 @@ def take(run_dir: Path, command: str = "", wait_s: float = 1.0) -> RunLock:
     except BaseException:
         os.close(fd)
         raise
-    return RunLock(run_dir, fd, made_dir, note)
+    return RunLock(run_dir, fd, made, note)
 
 
 def _held_message(run_dir: Path, holder: Holder | None) -> str:
