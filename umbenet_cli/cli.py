@@ -135,6 +135,29 @@ def _given(ctx: typer.Context) -> set[str]:
 _RESUME_HINT: list[str] = []  # the command that continues what this invocation started (for Ctrl-C)
 
 
+def _holds_run_lock(node_rank: int) -> bool:
+    """Whether this process holds the run's lock: the one the user started (a launcher: on node 0,
+    where rank 0 writes), or rank 0 under a torchrun the user started; never a worker of ours."""
+    return _speaks_for_the_run() and (_under_launcher() or node_rank == 0)
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "umbenet " + shlex.join(_ARGV)
+
+
+def _training_notes(runs, doing: str) -> None:
+    """A warning for each run that `umbenet train` is still writing into (``doing``: what this
+    command does with it meanwhile)."""
+    from umbenet_cli.training.run_lock import training_now
+
+    for run in runs:
+        note = training_now(run)
+        if note:
+            console.print(f"[bold yellow]warning:[/] {note}: {doing}", highlight=False)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -184,6 +207,12 @@ def train(
     gpu_ids = D.parse_gpus(gpus)
     if gpu_ids:
         device = "cuda"
+    if _holds_run_lock(node_rank):  # one writer per run folder, for as long as this command runs
+        from umbenet_cli.training.run_lock import take
+
+        lock = ctx.with_resource(take(run_dir, command=_command_line()))
+        if lock.note:
+            console.print(f"[yellow]note: {run_dir.name}: {lock.note}[/]", highlight=False)
     continuing = (run_dir / "run.json").is_file()
     if continuing:
         values = {"cache": cache, "preset": preset, "set": parse_overrides(set_), "stage": stage, "fold": fold,
@@ -270,6 +299,8 @@ def eval_(
         runs = [str(r) for r in runs_with_checkpoints(runs_dir, checkpoint)]
         console.print(f"evaluating {len(runs)} run(s) under {runs_dir}/: {', '.join(Path(r).name for r in runs)}",
                       highlight=False)
+    _training_notes(runs, f"evaluating the checkpoints it has finished so far ('{checkpoint}' as it is now); "
+                          f"evaluate again when it ends")
     evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
     for run in runs:
         if (Path(run) / "run.json").is_file():
@@ -285,8 +316,13 @@ def report(
     runs_dir: Annotated[str, typer.Option(help="Folder searched when no RUN is given.")] = "runs",
 ) -> None:
     """One report from evaluated runs: the paper's tables beside ours, confusion, curves, prompt pool, features."""
+    from pathlib import Path
+
     from umbenet_cli.reporting import build_report
 
+    root = Path(runs_dir)
+    _training_notes(runs or (sorted(p.parent for p in root.glob("*/run.json")) if root.is_dir() else []),
+                    "the report shows its curves and results as they are now")
     build_report(runs or [], out=out, split=split, title=title, runs_dir=runs_dir, console=Console())
 
 
@@ -337,6 +373,7 @@ def export(
     """Export a trained model as a self-contained folder with a model card (publish it with `hf upload`)."""
     from umbenet_cli.inference.export import export_model
 
+    _training_notes([run], f"exporting its finished '{checkpoint}' checkpoint as it is now")
     done = export_model(run, out, fold=fold, checkpoint=checkpoint, force=force)
     Console().print(f"exported {done['from']} -> {done['out']}"
                     + ("" if done["evaluated"] else " (not evaluated: the card has no scores; run `umbenet eval` first)"),
@@ -397,11 +434,49 @@ EXITS = _click_classes("Exit") + (typer.Exit,)
 ABORTS = _click_classes("Abort") + (typer.Abort,)
 
 
+_INTERRUPTED: list[bool] = []  # a worker's Ctrl-C (torchrun passes the launcher's on)
+
+
+def _worker_start() -> None:
+    """In a training worker: end with the launcher; note a Ctrl-C, so that the errors it causes in
+    the other ranks' collectives stay quiet."""
+    import signal
+
+    from umbenet_cli.training.distributed import die_with_launcher
+
+    die_with_launcher()
+
+    def interrupted(signum, frame):
+        _INTERRUPTED.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+
+
+def _speaks_for_the_run() -> bool:
+    """Whether this process prints the "interrupted" line: not a worker of ``--nproc``/``--gpus``
+    (the launcher prints it), and under a torchrun the user started, rank 0 alone."""
+    import os
+
+    if not _under_launcher():
+        return True
+    return os.environ.get("UMBENET_LAUNCHED") != "1" and os.environ.get("RANK", "0") == "0"
+
+
+def _under_launcher() -> bool:
+    """``training.distributed.under_launcher`` without importing torch (every command starts here)."""
+    import os
+
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; callable from tests with an argv list. Returns the exit code."""
     global _ARGV
     _ARGV = list(argv) if argv is not None else sys.argv[1:]
     _RESUME_HINT.clear()
+    if _under_launcher():
+        _worker_start()
     try:
         # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
         rc = app(args=argv, standalone_mode=False)
@@ -421,13 +496,25 @@ def main(argv: list[str] | None = None) -> int:
 
         if not peer_failure(exc):
             raise
-        # Another training process failed and printed its own message; say so in one line.
-        console.print(f"[bold red]stopped{_rank_tag()}:[/] another training process failed "
-                      f"({type(exc).__name__}); its message is above", highlight=False)
-        return 1
-    if rc == 130:
+        if _INTERRUPTED:  # Ctrl-C stopped the other ranks too: no failure to report
+            rc = 130
+        else:
+            # Another training process failed and printed its own message; say so in one line.
+            console.print(f"[bold red]stopped{_rank_tag()}:[/] another training process failed "
+                          f"({type(exc).__name__}); its message is above", highlight=False)
+            return 1
+    if rc in (130, 143) and _speaks_for_the_run():  # Ctrl-C, or a kill (SIGTERM) of a launcher
         how = f"`{_RESUME_HINT[0]}`" if _RESUME_HINT else "the same command again"
         console.print(f"[yellow]interrupted: work already finished is kept; to resume, run {how}[/]", highlight=False)
+    if _INTERRUPTED:
+        # A worker leaves at once: its files are closed (checkpoints are written whole or not at
+        # all), and another rank may wait in a collective until this process is gone; the
+        # interpreter's own clean-up of torch takes seconds.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        import os
+
+        os._exit(130)
     return rc if isinstance(rc, int) else 0
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -30,16 +32,21 @@ def two_fold_cache(tmp_path_factory):
     return write_synthetic_cache(out, spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint())
 
 
-def launch(cache: Path, runs: Path, patch: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    """``umbenet train --nproc 2`` as a user runs it, with ``patch`` executed in each worker first."""
+def _command(cache: Path, runs: Path, patch: str, *args: str) -> tuple[list[str], dict]:
+    """``umbenet train --nproc 2`` and its environment, with ``patch`` executed in each worker first."""
     hook = runs / "hook"
     hook.mkdir(parents=True, exist_ok=True)
     (hook / "sitecustomize.py").write_text("import os\nif 'RANK' in os.environ:\n" + textwrap.indent(
         textwrap.dedent(patch), "    "))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)]), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(cache),
-                           "--runs-dir", str(runs), "--preset", "tiny", "--nproc", "2", *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    return [sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(cache), "--runs-dir", str(runs),
+            "--preset", "tiny", "--nproc", "2", *args], env
+
+
+def launch(cache: Path, runs: Path, patch: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    """``umbenet train --nproc 2`` as a user runs it, with ``patch`` executed in each worker first."""
+    argv, env = _command(cache, runs, patch, *args)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 SLOW_RANK0_SAVE = """
@@ -244,3 +251,120 @@ def test_either_rank_late_to_teardown(two_fold_cache, tmp_path, rank):
     again = launch(two_fold_cache, tmp_path, hook, "--name", "r", "--resume")
     assert again.returncode == 0, again.stderr[-4000:]
     assert "terminate called" not in first.stderr + again.stderr
+
+
+# ------------------------------------------------------------ the launcher killed or interrupted
+SLOW_STEPS = """
+import time
+from umbenet_cli.training import loop
+real = loop.StageTrainer._step
+def slow(self, *a, **k):
+    time.sleep(0.1)  # the workers are mid-epoch for most of the run (results unchanged)
+    return real(self, *a, **k)
+loop.StageTrainer._step = slow
+"""
+UNTIL_STOPPED = ["--fold", "1", "--stage", "one", "--set", "optim.max_epochs=6", "--set", "optim.batch_size=4",
+                 "--set", "optim.stop_train_accuracy=1.0", "--save-every", "1", "--logger", "none"]
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead and waiting for its parent's wait, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def start_until(cache: Path, runs: Path, name: str, epochs_done: int) -> tuple[subprocess.Popen, list[int]]:
+    """A slowed ``--nproc 2`` run, once ``epochs_done`` epochs are in its metrics.jsonl; (launcher, workers)."""
+    argv, env = _command(cache, runs, SLOW_STEPS, "--name", name, *UNTIL_STOPPED)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    metrics = runs / name / "fold1" / "onestage" / "metrics.jsonl"
+    deadline = time.time() + 180
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= epochs_done):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-4000:]
+        time.sleep(0.05)
+    workers = children(proc.pid)
+    assert len(workers) == 2, workers
+    return proc, workers
+
+
+def wait_gone(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.time() + seconds
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def stage_files(stage: Path) -> tuple[str, str]:
+    return (stage / "metrics.jsonl").read_text(), (stage / "checkpoints" / "last" / "meta.json").read_text()
+
+
+def test_kill_9_of_the_launcher_ends_its_workers_and_resume_matches(two_fold_cache, tmp_path, capsys):
+    """kill -9 of the launcher mid-epoch: no worker survives it (they went on writing as orphans,
+    and a resume then trained the same epochs a second time beside them); a second train on the
+    run is refused while it runs; the resume's metrics and weights are an uninterrupted run's."""
+    from safetensors.numpy import load_file
+
+    from umbenet_cli.cli import main
+
+    straight = launch(two_fold_cache, tmp_path, "pass", "--name", "straight", *UNTIL_STOPPED)
+    assert straight.returncode == 0, straight.stderr[-4000:]
+    proc, workers = start_until(two_fold_cache, tmp_path, "k", epochs_done=2)
+    capsys.readouterr()
+    assert main(["train", "--runs-dir", str(tmp_path), "--name", "k", "--resume", "--nproc", "2"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert f"is being trained by process {proc.pid} on host" in err, err
+    proc.kill()
+    proc.wait()
+    assert wait_gone(workers, 10) == []
+    stage = tmp_path / "k" / "fold1" / "onestage"
+    written = stage_files(stage)
+    time.sleep(1.0)
+    assert stage_files(stage) == written  # nothing written after the kill
+    assert not (stage / "result.json").exists()  # it was killed mid-run
+    again = launch(two_fold_cache, tmp_path, "pass", "--name", "k", "--resume")
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "took over the run's lock from process" in again.stderr
+    a, b = (json_lines(tmp_path / name / "fold1" / "onestage") for name in ("straight", "k"))
+    assert [m["epoch"] for m in b] == [1, 2, 3, 4, 5, 6]  # each epoch once
+    assert a == b
+    wa, wb = (load_file(str(tmp_path / name / "fold1" / "onestage" / "checkpoints" / "last" / "model.safetensors"))
+              for name in ("straight", "k"))
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+
+
+def json_lines(stage: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (stage / "metrics.jsonl").read_text().splitlines()]
+    for line in lines:  # timings differ between runs; everything else must not
+        for k in ("seconds", "steps_per_s", "clips_per_s"):
+            line.pop(k)
+    return lines
+
+
+def test_ctrl_c_of_a_multi_process_run_is_one_line_and_130(two_fold_cache, tmp_path):
+    """Ctrl-C reaches the launcher (torchrun gives each worker a session of its own): one
+    "interrupted" line, no torchrun traceback, exit 130, no worker left."""
+    proc, workers = start_until(two_fold_cache, tmp_path, "c", epochs_done=1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-4000:]
+    assert err.count("interrupted: work already finished is kept; to resume, run") == 1, err[-4000:]
+    assert f"--name c --resume" in err.replace("\n", "")
+    for word in ("Traceback", "SignalException", "failed", "stopped"):
+        assert word not in err, err[-4000:]
+    assert wait_gone(workers, 10) == []
+    assert not (tmp_path / "c" / "train.lock").exists()  # released

@@ -123,6 +123,7 @@ def test_ctrl_c_names_the_command_that_resumes(project, monkeypatch, capsys):
     monkeypatch.setattr(loop.StageTrainer, "_step", interrupted)
     assert main(["train", "--cache", "cache/one", "--name", "r", "--stage", "1", *QUICK]) == 130
     err = capsys.readouterr().err.replace("\n", "")
+    assert err.count("to resume, run `") == 1 and "Traceback" not in err
     command = err[err.index("to resume, run `") + len("to resume, run `"):]
     command = command[:command.index("`")]
     monkeypatch.setattr(loop.StageTrainer, "_step", real)

@@ -111,7 +111,10 @@ def test_kill_during_training_then_resume(synthetic_cache, tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert subprocess.run(base + ["--name", "cut", "--resume"], capture_output=True).returncode == 0
+    again = subprocess.run(base + ["--name", "cut", "--resume"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    # The killed run's lock is taken over, saying whose it was.
+    assert f"took over the run's lock from process {proc.pid}" in again.stderr.replace("\n", " ")
     a, b = tmp_path / "straight" / "fold1" / "onestage", tmp_path / "cut" / "fold1" / "onestage"
     assert metrics(a) == metrics(b)
     wa, wb = weights(a), weights(b)

@@ -112,6 +112,7 @@ def test_relaunch_translates_gpus_through_the_mask(monkeypatch):
 
     seen = {}
     monkeypatch.setenv(D.LAUNCHED_ENV, "")  # restored after the test, like the mask
+    monkeypatch.setenv(D.LAUNCHER_PID_ENV, "")
     monkeypatch.setattr(tr, "run", lambda args: seen.update(mask=os.environ["CUDA_VISIBLE_DEVICES"], args=args))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5")
     assert D.relaunch(["train", "--gpus", "2,0"], 2, [2, 0]) == 0

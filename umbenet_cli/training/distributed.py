@@ -14,6 +14,12 @@ are taken on rank 0 and broadcast (``broadcast_object``), so ranks cannot part w
 When one process fails, it prints its own message; torchrun stops the others; the ones that
 notice the lost peer first say so in one line (``peer_failure``); the launching process prints
 one line naming the process that failed and exits with its code, without torchrun's traceback.
+
+Ctrl-C reaches the launching process alone (torchrun starts each worker in a session of its own);
+torchrun passes it on to the workers, which stop without a word, and the launcher prints the one
+"interrupted" line and exits 130. Workers end with their launcher however it ends: each asks the
+kernel for SIGKILL when its parent dies (``die_with_launcher``), so a ``kill -9`` of the launcher
+leaves no process writing into the run.
 """
 from __future__ import annotations
 
@@ -30,9 +36,11 @@ import torch.distributed as dist
 from umbenet_cli.devices import DeviceError, check_gpus, parse_gpus, resolve_device, visible_mask
 
 __all__ = ["DeviceError", "DistInfo", "check_gpus", "parse_gpus", "setup", "relaunch", "worker_argv",
-           "barrier", "broadcast_object", "all_reduce_sum_", "cleanup", "under_launcher", "peer_failure"]
+           "barrier", "broadcast_object", "all_reduce_sum_", "cleanup", "under_launcher", "peer_failure",
+           "die_with_launcher"]
 
 LAUNCHED_ENV = "UMBENET_LAUNCHED"
+LAUNCHER_PID_ENV = "UMBENET_LAUNCHER_PID"  # the process whose death ends the workers
 
 
 @dataclass(frozen=True)
@@ -88,21 +96,29 @@ def launch_args(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, n
 def relaunch(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node_rank: int = 0,
              master_addr: str = "127.0.0.1", master_port: int = 29511, console=None) -> int:
     """Run ``umbenet <argv>`` under torchrun with ``nproc`` processes per node; its exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
     os.environ[LAUNCHED_ENV] = "1"
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible_mask(gpus)
     # torchrun's agent logs each worker's failure with a traceback of the launcher itself; the
     # worker has printed its own message already, and one line below says which one failed.
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
-    logging.getLogger("torch.distributed.run").setLevel(logging.CRITICAL)
+    # torchrun's modules set their own levels (LOGLEVEL), so the parent's level alone does not do.
+    for name in ["torch.distributed.elastic", "torch.distributed.run", *logging.root.manager.loggerDict]:
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = parse_args(launch_args(argv, nproc, gpus, nnodes, node_rank, master_addr, master_port))
     if nnodes == 1:
         args.rdzv_id = str(uuid.uuid4())
+    handlers = {sig: signal.getsignal(sig) for sig in _AGENT_SIGNALS}
     try:
         run(args)
+    except SignalException as exc:
+        # Ctrl-C (or a kill) of this process: torchrun has stopped the workers with the same signal.
+        return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         rank, failure = first_failure(exc.failures)
         code = failure.exitcode
@@ -111,7 +127,43 @@ def relaunch(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node
                f"the others were stopped")
         print(f"error: {msg}", file=sys.stderr) if console is None else console.print(f"[bold red]error:[/] {msg}", highlight=False)
         return code if code > 0 else 1
+    finally:  # torchrun's handlers raise its SignalException: not after the workers are gone
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     return 0
+
+
+# The signals torchrun's agent turns into a SignalException (TORCHELASTIC_SIGNALS_TO_HANDLE).
+_AGENT_SIGNALS = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT") if hasattr(signal, s))
+
+
+def die_with_launcher() -> None:
+    """In a worker: end this process (SIGKILL) as soon as the process that launched it dies, so
+    that no checkpoint or metrics line is written once the user's command is gone (``kill -9``
+    of the launcher; torchrun's own clean-up does not run then).
+
+    Linux: the kernel's parent-death signal (prctl PR_SET_PDEATHSIG). Elsewhere: a thread that
+    checks every second whether the parent is still there. The launcher may already be gone when
+    this runs: the parent pid is compared with the one the launcher recorded."""
+    expected = int(os.environ.get(LAUNCHER_PID_ENV) or os.getppid())
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+            if os.getppid() != expected:  # died before the request: the kernel will not signal
+                os._exit(1)
+            return
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == expected:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="umbenet-launcher-watch", daemon=True).start()
 
 
 # Signals torchrun's agent sends to stop the other workers once one has failed.

@@ -156,10 +156,14 @@ class StageTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self, name: str) -> None:
+        """Every rank calls it at the same points; rank 0 writes."""
+        if self.state.step_in_epoch:  # mid-epoch: the running sums of all ranks travel as plain floats
+            sums = self._sums().clone()
+            if self.info.world > 1:  # each rank holds its share's; rank 0 alone would record half
+                all_reduce_sum_(sums, self.info)
+            self.state.sums = dict(zip(self._sum_keys(), sums.tolist()))
         if not self.info.main:
             return
-        if self.state.step_in_epoch:  # mid-epoch: the running sums travel as plain floats
-            self.state.sums = dict(zip(self._sum_keys(), self._sums().tolist()))
         state = {
             "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "state": self.state.__dict__,
@@ -185,6 +189,8 @@ class StageTrainer:
             torch.cuda.set_rng_state(st["cuda_rng"].cpu(), self.info.device)
         self.state = StageState(**st["state"])
         self.state.best = tuple(self.state.best)
+        if not self.info.main:  # the epoch's sums so far are every rank's: rank 0 carries them on
+            self.state.sums = {}
         if (self.state.stop_reason or "").startswith(MAX_STEPS_STOP):
             self.state.stop_reason = None  # the limit is checked again below, perhaps a raised one
         self._acc = None  # rebuilt from the restored sums
