@@ -247,6 +247,7 @@ def eval_(
     cache: Annotated[Optional[str], typer.Option(help="Evaluate on this cache instead of the run's own.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     runs_dir: Annotated[str, typer.Option(help="Folder searched when no RUN is given.")] = "runs",
+    wide: Annotated[bool, typer.Option(help="Also print the other columns (clips left out, classes averaged, the other scores without neutral) in a second table.")] = False,
 ) -> None:
     """UAR/WAR per modality subset (the paper's Table 3), confusion matrices, saved as JSON/CSV/PNG."""
     from pathlib import Path
@@ -268,7 +269,7 @@ def eval_(
         runs = [str(r) for r in runs_with_checkpoints(runs_dir, checkpoint)]
         console.print(f"evaluating {len(runs)} run(s) under {runs_dir}/: {', '.join(Path(r).name for r in runs)}",
                       highlight=False)
-    evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
+    evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console(), wide=wide)
     for run in runs:
         if (Path(run) / "run.json").is_file():
             record_command(run, _ARGV)
