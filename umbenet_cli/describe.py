@@ -11,9 +11,9 @@ from umbenet_cli.model import UMBEnet, UMBEnetConfig
 
 # Which top-level parts of UMBEnet belong to which role in the paper's figure 2.
 PARTS = {
-    "backbone.clip.vision_model": "CLIP image tower (frozen)",
-    "backbone.clip.text_model": "CLIP text tower (frozen)",
-    "backbone.clip": "CLIP projections, logit scale (frozen)",
+    "backbone.clip.vision_model": "CLIP image tower",  # the frozen column says they are frozen
+    "backbone.clip.text_model": "CLIP text tower",
+    "backbone.clip": "CLIP projections, logit scale",
     "visual": "temporal transformer (E_v)",
     "audio": "audio encoder (E_a)",
     "text": "text projection (E_t)",
@@ -25,6 +25,9 @@ PARTS = {
 }
 
 
+ROLE_WIDTH = 18  # 80 columns less the widest part name, two 11-digit counts, padding and borders
+
+
 def parameter_table(model: UMBEnet) -> Table:
     """Parameters per part, trainable and frozen, as a rich table."""
     counts: dict[str, list[int]] = {}
@@ -32,9 +35,12 @@ def parameter_table(model: UMBEnet) -> Table:
         part = next((k for k in PARTS if name.startswith(k + ".")), "other")
         row = counts.setdefault(part, [0, 0])
         row[0 if p.requires_grad else 1] += p.numel()
+    # At 80 columns the part names stay whole and the roles wrap; narrower, cells fold (never "…").
     table = Table(title="parameters")
-    for col in ("part", "role", "trainable", "frozen"):
-        table.add_column(col, justify="right" if col in ("trainable", "frozen") else "left")
+    table.add_column("part", overflow="fold")
+    table.add_column("role", overflow="fold", max_width=ROLE_WIDTH)
+    table.add_column("trainable", justify="right", overflow="fold")
+    table.add_column("frozen", justify="right", overflow="fold")
     for part, (train, frozen) in counts.items():
         table.add_row(part, PARTS.get(part, ""), f"{train:,}", f"{frozen:,}")
     total = [sum(v[i] for v in counts.values()) for i in (0, 1)]
