@@ -353,18 +353,20 @@ def record_command(run_dir, argv: list[str]) -> None:
 
 @app.command()
 def info(
+    run: Annotated[Optional[str], typer.Argument(metavar="[RUN]", help="Describe this run's model: a run folder (runs/<name>, as eval takes), a stage or checkpoint folder.")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="With RUN: the fold's model, for a run of several folds (default: list them, describe the first).")] = None,
     preset: Annotated[str, typer.Option(help="Model preset: default, paper, authors-code, tiny.")] = "default",
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16.")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Describe this checkpoint folder instead.")] = None,
     device: Annotated[str, typer.Option(help="Check a device (cpu, cuda or cuda:N) and show it with the torch build.")] = "cpu",
 ) -> None:
-    """Build a model (from a preset or a checkpoint) and show its configuration, parameters and device."""
+    """Build a model (from a preset, a run or a checkpoint) and show its configuration, parameters and device."""
     from umbenet_cli.describe import describe_model
     from umbenet_cli.devices import resolve_device
 
     dev = resolve_device(device)
     _device_note(str(dev))
-    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint, device=dev)
+    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint, device=dev, run=run, fold=fold)
 
 
 def _rank_tag() -> str:
