@@ -248,8 +248,8 @@ def _tally(opts, records, summary) -> None:
 
 def summary_table(summary: PrepSummary) -> Table:
     table = Table(title="prep summary", show_lines=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
+    table.add_column("what", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
     for status in ("ok", "partial", "failed"):
         table.add_row(f"clips {status}", str(summary.status.get(status, 0)))
     table.add_row("clips reused from an earlier run (media / embed)",

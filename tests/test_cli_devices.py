@@ -22,8 +22,13 @@ def commands(cache, tmp_path) -> dict[str, list[str]]:
 
 @pytest.fixture
 def no_gpu(monkeypatch):
+    """A CUDA build of torch on a machine without an NVIDIA GPU (no driver library)."""
+    from umbenet_cli import devices
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: None)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 
@@ -33,7 +38,8 @@ def test_no_cuda_is_one_message(synthetic_cache, tmp_path, capsys, no_gpu, comma
     argv = commands(synthetic_cache, tmp_path)[command] + ["--device", spec]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"--device {spec}: no CUDA device is usable" in err and "download.pytorch.org/whl/cu126" in err
+    assert f"--device {spec}: no CUDA device is usable" in err and "this machine has no NVIDIA GPU" in err
+    assert "pip install" not in err  # another torch would not help without a GPU
     assert "Traceback" not in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()  # nothing written
 

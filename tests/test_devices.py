@@ -44,21 +44,63 @@ def test_bad_spelling(gpus, spec):
         resolve_device(spec)
 
 
+class FakeLibcuda:
+    """The driver API as far as ``driver_cuda_version`` calls it."""
+
+    def __init__(self, version: int, status: int = 0) -> None:
+        self.version, self.status = version, status
+
+    def cuDriverGetVersion(self, out) -> int:  # noqa: N802 (the driver API's name)
+        out._obj.value = self.version  # out: ctypes.byref(c_int)
+        return self.status
+
+
+def test_driver_version_from_libcuda(monkeypatch):
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: None)
+    assert devices.driver_cuda_version() is None  # no driver library: no driver
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: FakeLibcuda(12040))
+    assert devices.driver_cuda_version() == 12040
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: FakeLibcuda(12040, status=3))
+    assert devices.driver_cuda_version() == 0  # there, but gives no version
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: object())
+    assert devices.driver_cuda_version() == 0  # a library without the driver API
+
+
 @pytest.mark.parametrize("spec", ["cuda", "cuda:0"])
-def test_no_cuda_names_the_build_and_the_fix(gpus, monkeypatch, spec):
+def test_no_cuda_says_why(gpus, monkeypatch, spec):
+    """Each reason its own message; the advice to install another torch only where it helps."""
     gpus(0)
-    with pytest.raises(DeviceError) as err:
-        resolve_device(spec)
-    msg = str(err.value)
-    assert msg.startswith(f"--device {spec}: no CUDA device is usable")
-    assert f"torch {torch.__version__}" in msg and "--index-url https://download.pytorch.org/whl/cu126" in msg
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+
+    def message() -> str:
+        with pytest.raises(DeviceError) as err:
+            resolve_device(spec)
+        assert str(err.value).startswith(f"--device {spec}: no CUDA device is usable")
+        return str(err.value)
+
+    # No NVIDIA driver (libcuda cannot be loaded): no GPU here; reinstalling torch would not help.
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: None)
+    msg = message()
+    assert "this machine has no NVIDIA GPU (no NVIDIA driver" in msg and "--device cpu" in msg
+    assert "pip install" not in msg and "whl" not in msg
+    # A driver older than the build: that, the versions, and which torch to install.
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: FakeLibcuda(12040))
+    msg = message()
+    assert "the NVIDIA driver supports CUDA up to 12.4, older than the installed torch" in msg
+    assert "(CUDA 13.0)" in msg and "--index-url https://download.pytorch.org/whl/cu126" in msg
+    # A driver new enough, yet no GPU: what nvidia-smi sees, no reinstall advice.
+    monkeypatch.setattr(devices, "_load_libcuda", lambda: FakeLibcuda(13010))
+    msg = message()
+    assert "driver is installed (supports CUDA 13.1) but CUDA finds no usable GPU" in msg and "nvidia-smi" in msg
+    assert "pip install" not in msg
+    # A CPU-only torch: install a CUDA build. CUDA_VISIBLE_DEVICES hiding every GPU: say so.
     monkeypatch.setattr(torch.version, "cuda", None)
-    with pytest.raises(DeviceError, match="has no GPU support"):
-        resolve_device(spec)
+    msg = message()
+    assert "has no GPU support" in msg and "--index-url" in msg
     monkeypatch.setattr(torch.version, "cuda", "12.6")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    with pytest.raises(DeviceError, match="CUDA_VISIBLE_DEVICES='' hides every GPU"):
-        resolve_device(spec)
+    msg = message()
+    assert "CUDA_VISIBLE_DEVICES='' hides every GPU" in msg and "pip install" not in msg
 
 
 def test_under_torchrun_a_fixed_index_is_refused(gpus, monkeypatch):

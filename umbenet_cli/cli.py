@@ -278,6 +278,7 @@ def eval_(
     cache: Annotated[Optional[str], typer.Option(help="Evaluate on this cache instead of the run's own.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     runs_dir: Annotated[str, typer.Option(help="Folder searched when no RUN is given.")] = "runs",
+    wide: Annotated[bool, typer.Option(help="Also print the other columns (clips left out, classes averaged, the other scores without neutral) in a second table.")] = False,
 ) -> None:
     """UAR/WAR per modality subset (the paper's Table 3), confusion matrices, saved as JSON/CSV/PNG."""
     from pathlib import Path
@@ -301,7 +302,7 @@ def eval_(
                       highlight=False)
     _training_notes(runs, f"evaluating the checkpoints it has finished so far ('{checkpoint}' as it is now); "
                           f"evaluate again when it ends")
-    evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console())
+    evaluate_runs(runs, split, parse_drop(drop), checkpoint, cache, device, Console(), wide=wide)
     for run in runs:
         if (Path(run) / "run.json").is_file():
             record_command(run, _ARGV)
@@ -391,18 +392,20 @@ def record_command(run_dir, argv: list[str]) -> None:
 
 @app.command()
 def info(
+    run: Annotated[Optional[str], typer.Argument(metavar="[RUN]", help="Describe this run's model: a run folder (runs/<name>, as eval takes), a stage or checkpoint folder.")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="With RUN: the fold's model, for a run of several folds (default: list them, describe the first).")] = None,
     preset: Annotated[str, typer.Option(help="Model preset: default, paper, authors-code, tiny.")] = "default",
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. pool.size=16.")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Describe this checkpoint folder instead.")] = None,
     device: Annotated[str, typer.Option(help="Check a device (cpu, cuda or cuda:N) and show it with the torch build.")] = "cpu",
 ) -> None:
-    """Build a model (from a preset or a checkpoint) and show its configuration, parameters and device."""
+    """Build a model (from a preset, a run or a checkpoint) and show its configuration, parameters and device."""
     from umbenet_cli.describe import describe_model
     from umbenet_cli.devices import resolve_device
 
     dev = resolve_device(device)
     _device_note(str(dev))
-    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint, device=dev)
+    describe_model(preset=preset, overrides=parse_overrides(set_), checkpoint=checkpoint, device=dev, run=run, fold=fold)
 
 
 def _rank_tag() -> str:

@@ -8,7 +8,10 @@ Spellings (``train``, ``eval``, ``predict``, ``prep``, ``info``)::
     --gpus 0,1   train only: exactly these GPUs (one process each, see training.distributed)
 
 Every request is checked before any work starts; a machine that cannot satisfy it gives one
-message (exit code 2) saying which torch build is installed and how to install another.
+message (exit code 2) saying why: a torch build without CUDA, CUDA_VISIBLE_DEVICES hiding the
+GPUs, no NVIDIA driver at all (no GPU, or a container started without one), or a driver older
+than the torch build (only then: which torch to install instead). The driver is probed through
+``libcuda``, the library torch itself loads (``driver_cuda_version``).
 
 Precision: training runs its forward pass, and prep its frozen image tower, under autocast in
 bfloat16 on GPUs that support it natively (compute capability 8.0+,
@@ -45,16 +48,83 @@ def torch_build() -> str:
     return f"torch {torch.__version__} ({f'CUDA {cuda}' if cuda else 'CPU-only build'})"
 
 
+def _load_libcuda():
+    """The NVIDIA driver's user-space library (ctypes), or None where it cannot be loaded."""
+    import ctypes
+    import sys
+
+    for name in (("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+def driver_cuda_version() -> int | None:
+    """The newest CUDA version the installed NVIDIA driver supports, as the driver API says it
+    (``12040`` for 12.4; 0 when the library gives none), or None when there is no driver.
+
+    The signal is ``libcuda``, the driver's own library that torch loads: where it cannot be
+    loaded, no CUDA program can run, whatever else is there. ``/proc/driver/nvidia`` shows the
+    host's kernel module also inside a container started without GPUs, and is Linux-only;
+    ``nvidia-smi`` is missing from many images that have the driver and costs a process. Only
+    ``libcuda`` also gives the driver's CUDA version, to compare with the torch build's
+    (``cuDriverGetVersion`` needs no GPU and no ``cuInit``)."""
+    import ctypes
+
+    lib = _load_libcuda()
+    if lib is None:
+        return None
+    version = ctypes.c_int(0)
+    try:
+        if lib.cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return 0
+    except AttributeError:  # a library by that name without the driver API: a broken install
+        return 0
+    return int(version.value)
+
+
+def _cuda_version_text(version: int) -> str:
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
+def _build_cuda_version() -> int | None:
+    """torch's CUDA build as the driver API counts it: "13.0" -> 13000."""
+    try:
+        major, minor = (torch.version.cuda or "").split(".")[:2]
+        return int(major) * 1000 + int(minor) * 10
+    except ValueError:
+        return None
+
+
 def no_cuda_message(request: str) -> str:
-    """Why ``request`` (e.g. ``--device cuda``) cannot run here and what to do about it."""
+    """Why ``request`` (e.g. ``--device cuda``) cannot run here and what to do about it. The advice
+    to install another torch build comes only where it helps: a CPU-only build, or a driver older
+    than the build needs."""
+    use_cpu = "Use --device cpu"
     if not torch.version.cuda and not getattr(torch.version, "hip", None):
-        why = f"the installed {torch_build()} has no GPU support"
-    elif os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        why = f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} hides every GPU"
-    else:
-        why = (f"the installed {torch_build()} sees no GPU: no NVIDIA driver, or a driver older than "
-               f"this CUDA build needs")
-    return f"{request}: no CUDA device is usable: {why}. Use --device cpu, or {INSTALL_HINT}."
+        return (f"{request}: no CUDA device is usable: the installed {torch_build()} has no GPU support. "
+                f"{use_cpu}, or {INSTALL_HINT}.")
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return (f"{request}: no CUDA device is usable: CUDA_VISIBLE_DEVICES="
+                f"{os.environ['CUDA_VISIBLE_DEVICES']!r} hides every GPU. {use_cpu}, or unset it (or list the "
+                f"GPUs to use, e.g. CUDA_VISIBLE_DEVICES=0).")
+    if not torch.version.cuda:  # a ROCm build: no NVIDIA driver to ask
+        return f"{request}: no GPU is usable: the installed {torch_build()} sees none. {use_cpu}."
+    driver, build = driver_cuda_version(), _build_cuda_version()
+    if driver is None:
+        return (f"{request}: no CUDA device is usable: this machine has no NVIDIA GPU (no NVIDIA driver: its "
+                f"library libcuda cannot be loaded), or it runs in a container started without one (e.g. "
+                f"`docker run --gpus all`). {use_cpu}.")
+    if driver and build and driver < build:
+        return (f"{request}: no CUDA device is usable: the NVIDIA driver supports CUDA up to "
+                f"{_cuda_version_text(driver)}, older than the installed {torch_build()}. {use_cpu}, update "
+                f"the driver, or {INSTALL_HINT}.")
+    found = f" (supports CUDA {_cuda_version_text(driver)})" if driver else ""
+    return (f"{request}: no CUDA device is usable: the NVIDIA driver is installed{found} but CUDA finds no "
+            f"usable GPU; `nvidia-smi` shows what the driver sees (after a driver update without a reboot it "
+            f"says 'Driver/library version mismatch'). {use_cpu}.")
 
 
 def _local_rank() -> int:

@@ -101,7 +101,7 @@ def learning_table(result: dict) -> Table:
     t = Table(title=f"Synthetic data with a known answer, {len(result['classes'])} classes (NOT emotion recognition): "
                     f"does the method learn?")
     for col in ("subset", "test clips", "UAR %", "chance", "Bayes", "WAR %", "chance", "Bayes"):
-        t.add_column(col, justify="left" if col == "subset" else "right")
+        t.add_column(col, justify="left" if col == "subset" else "right", overflow="fold")
     for name, r in result["subsets"].items():
         t.add_row(name, str(r["n"]), *(f"{100 * r[k]:.1f}" for k in ("uar", "chance_uar", "bayes_uar",
                                                                      "war", "chance_war", "bayes_war")))

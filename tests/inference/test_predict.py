@@ -88,7 +88,10 @@ def test_clip_with_audio(run_dir, whisper_pt, videos, classes, tmp_path, capsys)
         assert v["missing_reasons"]["text"].startswith("asr:")
     assert data["checkpoint"].endswith("fold1/onestage/checkpoints/best") and data["classes"] == classes
     out = capsys.readouterr().out
-    assert "00001.mp4" in out and v["predicted"] in out and "prompts" in out
+    assert "00001.mp4" in out and v["predicted"] in out
+    # The pool line says what its numbers are: the indices of the prompts the video selected.
+    chosen = ", ".join(f"#{i}" for i in v["selected_prompts"])
+    assert f"pool prompts {chosen} (selected by this video, of the pool's 6)" in flat(out)  # tiny: N=6
     top = v["probabilities"][v["predicted"]]  # one unit: the title and the column both in percent
     assert f"({100 * top:.1f}%)" in out and "probability %" in out
     assert all(f"{100 * p:.1f}" in out for p in v["probabilities"].values())
@@ -175,6 +178,7 @@ def test_folder_with_a_failed_video_says_so_and_exits_1(run_dir, videos, tmp_pat
     assert "00007.mp4" in flat(captured.out)  # the video that went through is shown
     err = flat(captured.err)
     assert "1 of 2 videos could not be predicted (zz_broken.mp4" in err and "exit code 1" in err
+    assert (captured.out + captured.err).count("could not be predicted") == 1  # the summary once
 
 
 # --------------------------------------------------------------------- the model's contract
@@ -243,9 +247,12 @@ def test_nothing_predictable_exits_2_with_reasons(run_dir, videos, tmp_path, cap
     out = tmp_path / "p.json"
     assert main(["predict", str(videos / "zz_broken.mp4"), "--run", str(run_dir), "--no-asr",
                  "--json", str(out)]) == 2
-    err = flat(capsys.readouterr().err)
+    captured = capsys.readouterr()
+    err = flat(captured.err)
     assert "no video could be predicted" in err and "zz_broken.mp4" in err
+    reason = json.loads(out.read_text())["videos"][0]["error"]
     assert json.loads(out.read_text())["videos"][0]["status"] == "error"  # still reported
+    assert flat(captured.out + captured.err).count(flat(reason)) == 1  # the reason once, not per modality
 
 
 def test_offline_whisper_name(run_dir, videos, tmp_path, capsys, monkeypatch):

@@ -62,7 +62,8 @@ def test_unreachable_hub_fails_at_once_without_retries(tmp_path):
                HF_HOME=str(tmp_path / "hf"))
     proc = subprocess.run([sys.executable, "-m", "umbenet_cli.cli", "info", "--preset", "paper"],
                           capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 2, proc.stderr[-3000:]
+    # Only the weights are missing: info shows the configuration and says so in a note, exit 0.
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "127.0.0.1 cannot be reached" in proc.stderr and "hf download openai/clip-vit-large-patch14" in proc.stderr
     assert "Retry" not in proc.stderr and "Traceback" not in proc.stderr
     assert '"pool"' in proc.stdout  # info still shows the configuration, without the weights

@@ -78,10 +78,11 @@ def confusion_table(
             if starred else "")
     table = Table(title=title, caption=f"rows: true class, columns: predicted class ({what}): {legend}.{note}",
                   header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    table.add_column("true \\ pred", style="bold", no_wrap=True)
+    # overflow="fold": a name or number that does not fit wraps inside its cell, never an ellipsis.
+    table.add_column("true \\ pred", style="bold", overflow="fold")
     for j in range(len(classes)):
-        table.add_column(str(j + 1), justify="right", no_wrap=True)
-    table.add_column("n", justify="right", style="dim", no_wrap=True)
+        table.add_column(str(j + 1), justify="right", overflow="fold")
+    table.add_column("n", justify="right", style="dim", overflow="fold")
     for i, name in enumerate(classes):
         cells: list[Text] = []
         for j in range(m.shape[1]):

@@ -245,13 +245,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(arr)), std
 
 
-def pct(value: float, std: float | None = None, digits: int = 2) -> str:
-    """A fraction as a percentage: pct(0.4567) -> '45.67%', pct(0.45, 0.012) -> '45.00 ± 1.20%'.
+def pct(value: float, std: float | None = None, digits: int = 2, unit: str = "%") -> str:
+    """A fraction as a percentage: pct(0.4567) -> '45.67%', pct(0.45, 0.012) -> '45.00 ± 1.20%';
+    ``unit=""`` for table cells whose header says "%" once (pct(0.4567, unit="") -> '45.67').
 
     NaN (no score) -> 'n/a'.
     """
     if value is None or math.isnan(value):
         return "n/a"
     if std is None:
-        return f"{100 * value:.{digits}f}%"
-    return f"{100 * value:.{digits}f} ± {100 * std:.{digits}f}%"
+        return f"{100 * value:.{digits}f}{unit}"
+    return f"{100 * value:.{digits}f} ± {100 * std:.{digits}f}{unit}"

@@ -77,6 +77,13 @@ def default_run(runs_dir: str | Path = "runs") -> Path:
                        f"{', '.join(r.name for r in runs)}. Pass one with --run {runs[0]}")
 
 
+def run_splits(run: str | Path) -> list[Path]:
+    """The fold folders (``fold1`` ...) or the ``train-test`` folder of a run folder, in fold
+    order; [] for any other folder."""
+    found = [c for c in _subdirs(Path(run)) if _SPLIT_DIR.match(c.name)]
+    return sorted(found, key=lambda c: (int(c.name[4:]) if c.name.startswith("fold") else 0, c.name))
+
+
 def _stage_checkpoint(stage_dir: Path, which: str) -> Path:
     ckpt = stage_dir / "checkpoints" / which
     if _is_checkpoint(ckpt):
@@ -112,7 +119,7 @@ def find_checkpoint(run: str | Path | None = None, which: str = "best", fold: in
     if (p / "model.safetensors").is_file():
         raise PredictError(f"{p} is not a complete checkpoint (no {MARKER} marker: its save was "
                            f"interrupted). Use another checkpoint of the run (--checkpoint last/best).")
-    splits = [c for c in _subdirs(p) if _SPLIT_DIR.match(c.name)]
+    splits = run_splits(p)
     if not splits:
         if (p / "run.json").is_file():
             raise PredictError(f"the run {p} has no checkpoint yet (no fold folders): its training "

@@ -235,7 +235,8 @@ class PredictOptions:
 def run_predict(opts: PredictOptions, console: Console, out: Console | None = None) -> list[VideoPrediction]:
     """Predict every video of ``opts.inputs``, print the tables to ``out`` (stdout), write --json.
 
-    Raises PredictError (exit code 2) when no video could be predicted, after reporting why.
+    Raises PredictError (exit code 2) when no video could be predicted; its message gives each
+    video's reason (then no table is printed, so each reason shows once).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -259,14 +260,14 @@ def run_predict(opts: PredictOptions, console: Console, out: Console | None = No
                   console=console, transient=True, disable=len(videos) < 2) as progress:
         task = progress.add_task("videos", total=len(videos))
         predictions = predictor.predict(videos, advance=lambda n: progress.advance(task, n))
-    print_predictions(predictions, predictor.classes, opts.top, out or Console(), folder=Path(opts.inputs).is_dir())
+    failed = [p for p in predictions if not p.ok]
+    if len(failed) < len(predictions):  # when none went through, the error below says why, once
+        pool = predictor.model.config.pool
+        print_predictions(predictions, predictor.classes, opts.top, out or Console(), folder=Path(opts.inputs).is_dir(),
+                          pool_size=pool.size if pool.enabled else None)
     if opts.json_path is not None:
         write_json(opts.json_path, predictions, predictor.classes, checkpoint, opts, note=predictor.batch_note)
         console.print(f"wrote {opts.json_path}", highlight=False)
-    failed = [p for p in predictions if not p.ok]
     if len(failed) == len(predictions):
         raise PredictError("no video could be predicted:\n" + "\n".join(f"  - {p.path}: {p.error}" for p in failed))
-    if failed:
-        console.print(f"[yellow]{len(failed)} of {len(predictions)} videos could not be predicted "
-                      f"(see the table{' and the JSON' if opts.json_path else ''})[/]")
-    return predictions
+    return predictions  # the caller says how many failed (the command: one line and exit code 1)

@@ -15,7 +15,6 @@ from umbenet_cli.inference.predict import PredictOptions, VideoPrediction
 from umbenet_cli.model.config import MODALITIES
 
 BAR_WIDTH = 24
-TRANSCRIPT_CHARS = 60  # in the folder table; the JSON holds the whole transcript
 
 
 def _modality_cell(p: VideoPrediction, m: str) -> Text:
@@ -25,26 +24,33 @@ def _modality_cell(p: VideoPrediction, m: str) -> Text:
 
 
 def _prompts(p: VideoPrediction) -> str:
-    return "-" if p.selected_prompts is None else ", ".join(map(str, p.selected_prompts))
+    """The pool prompts the video selected, by index: ``#5, #0`` (``-``: no pool, or no prediction)."""
+    return "-" if p.selected_prompts is None else ", ".join(f"#{i}" for i in p.selected_prompts)
 
 
-def video_report(p: VideoPrediction, top: int) -> Group:
+def _pool_line(p: VideoPrediction, pool_size: int | None) -> str:
+    if p.selected_prompts is None:
+        return "- (no prompt pool)"
+    of = f", of the pool's {pool_size}" if pool_size else ""
+    return f"{_prompts(p)} (selected by this video{of})"
+
+
+def video_report(p: VideoPrediction, top: int, pool_size: int | None = None) -> Group:
     """One video: every class with its probability (the ``top`` most probable highlighted), then
-    the modalities (and why the missing ones are), the transcript and the selected prompts."""
+    the modalities (and why the missing ones are), the transcript and the selected pool prompts.
+    A video that could not be predicted: its name and the reason, once."""
     name = Path(p.path).name
     info = Table.grid(padding=(0, 2))
-    info.add_column(style="bold")
-    info.add_column()
-    if not p.ok:
+    info.add_column(style="bold", overflow="fold")
+    info.add_column(overflow="fold")
+    if not p.ok:  # every modality's reason is the error itself, or part of it: shown once
         info.add_row("video", name)
         info.add_row("error", Text(p.error or "", style="bold red"))
-        for m in MODALITIES:
-            info.add_row(m, _modality_cell(p, m))
         return Group(info)
     # One unit in the terminal: percent with one decimal (the JSON keeps probabilities in [0, 1]).
     table = Table(title=f"{name}: {p.predicted} ({p.probabilities[p.predicted]:.1%})", title_justify="left")
-    table.add_column("emotion")
-    table.add_column("probability %", justify="right")
+    table.add_column("emotion", overflow="fold")
+    table.add_column("probability %", justify="right", overflow="fold")
     table.add_column("", width=BAR_WIDTH)
     best = {c for c, _ in p.top(top)}
     for c, v in p.top(len(p.probabilities)):
@@ -54,52 +60,47 @@ def video_report(p: VideoPrediction, top: int) -> Group:
     for m in MODALITIES:
         info.add_row(m, _modality_cell(p, m))
     info.add_row("transcript", "-" if p.transcript is None else f"{p.transcript!r} ({p.language or '?'})")
-    info.add_row("prompts", _prompts(p))
+    info.add_row("pool prompts", _pool_line(p, pool_size))
     for note in p.notes:
         info.add_row("note", Text(note, style="dim"))
     return Group(table, info)
 
 
-def _short(text: str | None, n: int = TRANSCRIPT_CHARS) -> str:
-    if text is None:
-        return "-"
-    return text if len(text) <= n else text[:n - 1] + "…"
-
-
-def folder_table(predictions: list[VideoPrediction], top: int) -> Table:
-    """One row per video: its ``top`` classes, the modalities given to the model, why the others
-    were missing, the transcript (shortened; the JSON has it whole) and the selected prompts."""
-    table = Table(title=f"{len(predictions)} videos", title_justify="left", show_lines=True)
-    table.add_column("video", no_wrap=True)
-    table.add_column(f"top {top} (%)", no_wrap=True)
-    table.add_column("used")
-    table.add_column("missing")
-    table.add_column("transcript")
-    table.add_column("prompts")
+def folder_table(predictions: list[VideoPrediction], top: int, pool_size: int | None = None) -> Table:
+    """One row per video: its ``top`` classes, the modalities given to the model and why the others
+    were missing (or why the video could not be predicted), the transcript and the pool prompts it
+    selected. Nothing is shortened: what does not fit wraps or folds inside its cell."""
+    of = f"the pool's {pool_size}" if pool_size else "the pool's"
+    table = Table(title=f"{len(predictions)} videos", title_justify="left", show_lines=True,
+                  caption=f"pool prompts: which of {of} prompts (by index) each video selected",
+                  caption_justify="left")
+    for col in ("video", f"top {top} (%)", "modalities", "transcript", "pool prompts"):
+        table.add_column(col, overflow="fold")
     for p in predictions:
         if p.ok:
             ranked = Text()
             for i, (c, v) in enumerate(p.top(top)):
                 ranked.append(("\n" if i else "") + f"{c} {100 * v:.1f}", style="bold green" if i == 0 else "")
+            modalities = Text()
+            for i, m in enumerate(MODALITIES):
+                line = m if p.present.get(m) else f"{m}: {p.missing.get(m, '?')}"
+                modalities.append(("\n" if i else "") + line, style="green" if p.present.get(m) else "yellow")
         else:
             ranked = Text("error", style="bold red")
-        used = Text(", ".join(m for m in MODALITIES if p.present.get(m)) or "-", style="green")
-        missing = Text("\n".join(f"{m}: {r}" for m, r in p.missing.items() if not p.present.get(m)),
-                       style="yellow")
-        if not p.ok:
-            missing = Text(p.error or "", style="red")
-        table.add_row(Path(p.path).name, ranked, used, missing, _short(p.transcript), _prompts(p))
+            modalities = Text(p.error or "", style="red")
+        table.add_row(Path(p.path).name, ranked, modalities, "-" if p.transcript is None else p.transcript,
+                      _prompts(p))
     return table
 
 
 def print_predictions(predictions: list[VideoPrediction], classes: tuple[str, ...], top: int,
-                      out: Console, folder: bool) -> None:
+                      out: Console, folder: bool, pool_size: int | None = None) -> None:
     top = min(top, len(classes))
     if folder:
-        out.print(folder_table(predictions, top))
+        out.print(folder_table(predictions, top, pool_size))
     else:
         for p in predictions:
-            out.print(video_report(p, top))
+            out.print(video_report(p, top, pool_size))
 
 
 def write_json(path: Path, predictions: list[VideoPrediction], classes: tuple[str, ...], checkpoint: Path,

@@ -38,6 +38,15 @@ class BackboneError(UserError, RuntimeError):
     """The CLIP backbone could not be loaded; the message says why and what to do."""
 
 
+class BackboneNotHere(BackboneError):
+    """A hub backbone whose weights are not on this machine while the hub cannot be reached: the
+    name is fine, only the weights are missing (``umbenet info`` still shows the configuration)."""
+
+    def __init__(self, message: str, name: str, why: str) -> None:
+        super().__init__(message)
+        self.name, self.why = name, why
+
+
 @dataclass(frozen=True)
 class BackboneDims:
     """Widths the rest of the model is built around (read from the backbone's config)."""
@@ -201,8 +210,8 @@ def load_backbone(name: str, device: str | torch.device = "cpu") -> Backbone:
         local = _in_hub_cache(name)
         why = None if local else hub_unreachable()
         if why is not None:
-            raise BackboneError(f"could not load the CLIP backbone {name!r}: it is not in the Hugging Face cache "
-                                f"and {why}.\n{offline_fix(name)}")
+            raise BackboneNotHere(f"could not load the CLIP backbone {name!r}: it is not in the Hugging Face cache "
+                                  f"and {why}.\n{offline_fix(name)}", name, why)
     try:
         try:
             clip = CLIPModel.from_pretrained(source, local_files_only=local)
@@ -212,8 +221,9 @@ def load_backbone(name: str, device: str | torch.device = "cpu") -> Backbone:
                 raise
             why = hub_unreachable()  # cached only in part (e.g. config without weights)
             if why is not None:
-                raise BackboneError(f"could not load the CLIP backbone {name!r}: the Hugging Face cache holds "
-                                    f"it only in part and {why}.\n{offline_fix(name)}") from None
+                why = f"the Hugging Face cache holds it only in part and {why}"
+                raise BackboneNotHere(f"could not load the CLIP backbone {name!r}: {why}.\n{offline_fix(name)}",
+                                      name, why) from None
             clip = CLIPModel.from_pretrained(source)
             tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:

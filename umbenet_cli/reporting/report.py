@@ -143,8 +143,10 @@ def _write(path: Path, text: str) -> None:
 
 def _summary(console: Console, experiments: list[Experiment], skipped: list[Path], out_dir: Path, n_fig: int) -> None:
     table = RichTable(title="gathered for the report")
-    for col in ("experiment", "dataset", "modalities", "strategy", "folds", "UAR", "WAR"):
-        table.add_column(col, justify="right" if col in ("folds", "UAR", "WAR") else "left")
+    # subset: the modalities trained on, as eval names it; scores in % (mean ± std over the folds)
+    for col in ("experiment", "dataset", "subset", "strategy", "folds", "UAR %", "WAR %"):
+        table.add_column(col, justify="left" if col in ("experiment", "dataset", "subset", "strategy") else "right",
+                         overflow="fold")
     for exp in experiments:
         sc = T.fold_scores(exp, exp.trained_name)
         table.add_row(exp.name, exp.dataset, exp.trained_name, exp.strategy, str(len(exp.folds)),

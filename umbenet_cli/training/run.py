@@ -221,14 +221,15 @@ def warn_val_share(splits: Splits, table: FeatureTable, asked: float, console: C
 
 
 def summary_table(opts: TrainOptions, results: list[dict]) -> Table:
-    # Readable at 80 columns: short headers, and why each stage stopped under the table, not in a column.
+    # Readable at 80 columns: short headers, and why each stage stopped under the table, not in a
+    # column; what does not fit wraps or folds inside its cell, never an ellipsis.
     stops = [f"{r['fold'] if r['fold'] is not None else '-'} {r['stage']}: {r['stop_reason'] or '-'}" for r in results]
     alone = {r["stage"] for r in results if r.get("val_rule") == "unimodal"}
     how = f" ({', '.join(sorted(alone))}: the mean over modalities, each alone)" if alone else ""
     table = Table(title=f"training summary: {opts.run_dir}",
                   caption=f"val UAR/WAR: % at the best epoch{how}. stopped: " + "; ".join(stops))
     for col in ("fold", "stage", "epochs", "steps", "best", "val UAR", "val WAR", "prompts kept/new", "time"):
-        table.add_column(col, no_wrap=col not in ("prompts kept/new",))
+        table.add_column(col, overflow="fold")
     for r in results:
         init_file = opts.split_dir(r["fold"]) / r["stage"] / "init.json"
         carried = "-"
