@@ -78,14 +78,23 @@ def interrupt(proc: subprocess.Popen, grace_s: float = 120.0) -> int:
 
 
 def error_line(log: Path) -> str:
-    """The line that says why a command failed: its last ``error`` line, else its last line."""
+    """Why a command failed, on one line: its last ``error`` message (with the indented lines
+    that follow it: the reasons), else its last line."""
     try:
-        lines = [_ANSI.sub("", x).strip() for x in log.read_text(errors="replace").splitlines()]
+        raw = [_ANSI.sub("", x).rstrip() for x in log.read_text(errors="replace").splitlines()]
     except OSError:
         return "(no log)"
-    lines = [x for x in lines if x and not x.startswith("$ ")]
-    errors = [x for x in lines if x.lower().startswith(("error", "stopped")) or "Error:" in x]
-    return (errors or lines or ["(no output)"])[-1][:300]
+    raw = [x for x in raw if x.strip() and not x.startswith("$ ")]
+    starts = [i for i, x in enumerate(raw) if x.lower().startswith(("error", "stopped")) or "Error:" in x]
+    if not starts:
+        return raw[-1].strip()[:300] if raw else "(no output)"
+    i = starts[-1]
+    parts = [raw[i].strip()]
+    for x in raw[i + 1:]:
+        if not x.startswith((" ", "\t")):
+            break
+        parts.append(x.strip())
+    return " ".join(parts)[:400]
 
 
 def outcome(rc: int) -> str:

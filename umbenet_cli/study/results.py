@@ -79,7 +79,7 @@ def _paper(value: float | None, ours: float | None) -> str:
 
 
 def _score_columns(classes: list[int]) -> list[str]:
-    return [h for c in classes for h in (f"UAR {c} cl.", "paper", f"WAR {c} cl.", "paper")]
+    return [h for c in classes for h in (f"UAR {c} cl.", f"paper UAR {c}", f"WAR {c} cl.", f"paper WAR {c}")]
 
 
 def _cells(found_by_class: dict, subset: str, paper_by_class: dict) -> list[str]:
@@ -210,6 +210,6 @@ def build_study_report(study: str | Path, out: str | Path | None = None, split: 
         os.replace(tmp, path)
     for b in blocks:
         if isinstance(b, Table):
-            console.print(to_markdown([b], out_dir), highlight=False, soft_wrap=True)
+            console.print(to_markdown([b], out_dir), highlight=False, markup=False, soft_wrap=True)
     console.print(f"report written: {md}, {html}", highlight=False)
     return md
