@@ -15,7 +15,7 @@ from rich.console import Console
 from umbenet_cli.cli import main
 
 TINY = ["--preset", "tiny", "--set", "optim.max_epochs=1"]
-# Three quick one-stage runs: enough to interrupt the study between its first and its last.
+# Two quick one-stage runs: enough to interrupt the study between its first and its last.
 QUICK_PLAN = """
 name = "quick"
 [[run]]
@@ -29,12 +29,6 @@ stage = "one"
 max_steps = 1
 logger = "none"
 modalities = "video,text"
-[[run]]
-name = "c"
-stage = "one"
-max_steps = 1
-logger = "none"
-seed = 1
 """
 
 
@@ -88,7 +82,8 @@ def test_a_bad_plan_is_a_clean_error_naming_every_problem(sample_cache, tmp_path
 
 def test_interrupt_then_the_same_command_finishes_the_rest(sample_cache, tmp_path):
     """SIGINT once the first run is done: exit 130, no traceback; the same command finishes the
-    others and leaves the finished run's files as they were; once more, it does nothing."""
+    others and leaves the finished run's files as they were; once more, it does nothing.
+    Worth trimming: about 3 minutes on 2 shared cores, mostly `umbenet eval` (imports, 14 PNGs)."""
     plan = tmp_path / "quick.toml"
     plan.write_text(QUICK_PLAN)
     runs = tmp_path / "runs"
@@ -118,14 +113,19 @@ def test_interrupt_then_the_same_command_finishes_the_rest(sample_cache, tmp_pat
     proc = subprocess.run([sys.executable, "-m", "umbenet_cli", *args], capture_output=True, text=True)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout
     assert "study run:" in (study / "study.log").read_text()
+    # `umbenet report runs/STUDY`: the plan's runs, folds merged.
+    assert main(["report", str(study), "--out", str(tmp_path / "report")]) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Runs of the plan" in md and "| a | V+A+T | one |" in md and "| b | V+T | one |" in md
 
 
 def test_slurm_launcher_through_submitits_local_executor(sample_cache, tmp_path):
+    """Worth trimming: about 2 minutes on 2 shared cores (two real train + eval jobs)."""
     from umbenet_cli.study.run import StudyRequest, prepare
     from umbenet_cli.study.slurm import SlurmOptions, submit
 
     plan = tmp_path / "two.toml"
-    plan.write_text("[[run]]".join(QUICK_PLAN.split("[[run]]")[:3]))  # runs a and b
+    plan.write_text(QUICK_PLAN)  # runs a and b
     req = StudyRequest(plan=str(plan), cache=str(sample_cache), runs_dir=str(tmp_path / "runs"), fold="2",
                        preset="tiny", launcher="slurm", slurm=SlurmOptions(time="15"))
     study, data, keys = prepare(req)
@@ -148,3 +148,40 @@ def test_ablation_on_two_folds(sample_cache, tmp_path):
     assert "two_stage" in init["init_from"]
     proc = subprocess.run([sys.executable, "-m", "umbenet_cli", *args], capture_output=True, text=True)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout
+
+
+def test_the_slurm_script_submitit_would_write(tmp_path, monkeypatch):
+    """What sbatch receives for the second array (no cluster needed: submitit writes the script)."""
+    from umbenet_cli.study.slurm import SlurmOptions, StudyError, make_executor
+
+    with pytest.raises(StudyError, match="no Slurm on this machine"):
+        make_executor(tmp_path, SlurmOptions(), cluster="slurm")
+    bin_dir = tmp_path / "bin"  # submitit looks for srun to believe it is on a cluster
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+    opts = SlurmOptions(partition="gpu", time="2:00:00", gpus_per_job=2, array_parallelism=4,
+                        extra={"account": "emo"})
+    executor = make_executor(tmp_path, opts, cluster="slurm", after="1234")
+    script = executor._executor._make_submission_file_text("python -m submitit.core._submit x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=120", "#SBATCH --gpus-per-node=2", "#SBATCH --account=emo",
+                 "#SBATCH --dependency=afterany:1234", "#SBATCH --signal=USR2@"):
+        assert line in script, line
+
+
+def test_a_failing_run_is_retried_and_its_dependents_are_not_started(sample_cache, tmp_path, capsys):
+    plan = tmp_path / "fails.toml"
+    plan.write_text('[[run]]\nname = "bad"\nexclude_classes = "nosuchclass"\n'
+                    '[[run]]\nname = "child"\nstage = "2"\ninit_from = "bad"\n')
+    runs = tmp_path / "runs"
+    assert main(["study", "run", str(plan), "--cache", str(sample_cache), "--runs-dir", str(runs), "--fold", "1",
+                 "--preset", "tiny", "--retry", "1"]) == 1
+    out = capsys.readouterr()
+    record = json.loads((runs / "fails" / "study.json").read_text())["runs"]
+    assert record["fold1/bad"]["state"] == "failed" and record["fold1/bad"]["attempts"] == 2
+    assert "nosuchclass" in record["fold1/bad"]["error"] and record["fold1/bad"]["error"].startswith("train exit 2")
+    assert record["fold1/child"]["state"] == "pending" and record["fold1/child"]["attempts"] == 0
+    assert "fold1/child not started: it starts from fold1/bad, which is failed" in out.out
+    assert "retrying (1 more try left)" in out.out and "Traceback" not in out.out + out.err

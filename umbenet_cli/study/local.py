@@ -142,7 +142,7 @@ def run_local(study_dir: Path, keys: list[str], opts: LocalOptions, console: Con
                         job.phase += 1
                         job.proc = J.start(job.commands[job.phase], J.log_path(study_dir, key),
                                            J.job_env(*job_slots[job.slot]))
-                        board.event(key, job.commands[job.phase][0])
+                        board.event(key, f"trained; {job.commands[job.phase][0]} started")
                         continue
                     del running[key]
                     error = None

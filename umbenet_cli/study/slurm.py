@@ -135,6 +135,24 @@ def describe(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, c
                 console.print(f"        {shown(command)}", highlight=False, soft_wrap=True)
 
 
+def make_executor(study_dir: Path, opts: SlurmOptions, cluster: str | None = "slurm", after: str | None = None):
+    """The submitit executor of the study's arrays (``after``: the job id the array waits for)."""
+    import submitit
+
+    try:
+        executor = submitit.AutoExecutor(folder=str(Path(study_dir) / "slurm" / "%j"), cluster=cluster)
+    except RuntimeError as exc:  # submitit: 'Could not detect "srun"'
+        raise StudyError(f"--launcher slurm: no Slurm on this machine ({exc}); submit from the cluster's login node, "
+                         f"or use --launcher local") from None
+    params = parameters(opts, Path(study_dir).name)
+    if cluster == "local":  # submitit's local executor knows no Slurm options
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    elif after is not None:
+        params["slurm_additional_parameters"] = {**opts.extra, "dependency": f"afterany:{after}"}
+    executor.update_parameters(**params)
+    return executor
+
+
 def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, console: Console,
            cluster: str | None = "slurm") -> list:
     """Submit the arrays; returns the submitit jobs. ``cluster="local"`` runs them on this machine
@@ -148,12 +166,7 @@ def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, con
     if not groups:
         console.print("nothing to submit: every run of the study is done", highlight=False)
         return []
-    folder = Path(study_dir) / "slurm" / "%j"
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    params = parameters(opts, Path(study_dir).name)
-    if cluster == "local":
-        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
-    executor.update_parameters(**params)
+    executor = make_executor(study_dir, opts, cluster)
     task = StudyTask(study_dir, opts.gpus_per_job if cluster != "local" else 0)
     submitted: list = []
     for i, group in enumerate(groups):
@@ -162,8 +175,7 @@ def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, con
                 for job in submitted:
                     job.wait()
             else:
-                first = submitted[0].job_id.split("_")[0]
-                executor.update_parameters(slurm_additional_parameters={**opts.extra, "dependency": f"afterany:{first}"})
+                executor = make_executor(study_dir, opts, cluster, after=submitted[0].job_id.split("_")[0])
         jobs = executor.map_array(task, group)
         for key in group:
             S.log(study_dir, f"{key} submitted (array {i + 1}, job {jobs[0].job_id.split('_')[0]})")
