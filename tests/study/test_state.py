@@ -58,3 +58,13 @@ def test_status_fits_80_columns_with_nothing_cut(tmp_path):
     for header in ("run", "fold", "state", "ep", "val", "UAR", "WAR", "time"):
         assert header in text
     assert "that goes on" in text
+
+
+def test_a_second_launcher_on_one_study_is_refused(tmp_path):
+    (tmp_path / "s").mkdir()
+    with S.launcher_lock(tmp_path / "s"):
+        with pytest.raises(S.StudyError, match=r"another `umbenet study run` is working on .* \(pid \d+ on "):
+            with S.launcher_lock(tmp_path / "s"):
+                pass
+    with S.launcher_lock(tmp_path / "s"):  # released: the next one goes ahead
+        pass
