@@ -278,7 +278,7 @@ def eval_(
 
 @app.command()
 def report(
-    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Evaluated run folders, runs/<name> (default: every run under --runs-dir with eval results).")] = None,
+    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Evaluated run folders, runs/<name> (default: every run under --runs-dir with eval results), or one study folder, runs/<study>: its plan's tables.")] = None,
     out: Annotated[Optional[str], typer.Option(help="Report folder (default: reports/<name>).")] = None,
     split: Annotated[str, typer.Option(help="Which eval results: test or val.")] = "test",
     title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,

@@ -20,7 +20,9 @@ from umbenet_cli.study import state as S
 from umbenet_cli.study.matrix import FoldRun, device_args, eval_args, resume_args, shown
 
 PYTHON = (sys.executable, "-m", "umbenet_cli")
-INTERRUPTED_CODES = {130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL, 128 + signal.SIGTERM}
+# Ctrl-C as the commands exit on it. A command killed by another signal (the OOM killer's SIGKILL)
+# failed: the launchers mark what they stop themselves as interrupted.
+INTERRUPTED_CODES = {130, -signal.SIGINT}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -97,6 +99,16 @@ def error_line(log: Path) -> str:
     return " ".join(parts)[:400]
 
 
+def exit_text(rc: int) -> str:
+    """``exit 2``, or ``killed by SIGKILL`` for a command a signal ended."""
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit {rc}"
+
+
 def outcome(rc: int) -> str:
     """A command's exit code -> the job's state: done (0), interrupted, failed."""
     if rc == 0:
@@ -120,7 +132,7 @@ def run_job(study_dir: Path, key: str, gpus: int = 0, env: dict[str, str] | None
         rc = proc.wait()
         state = outcome(rc)
         if state != "done":
-            error = None if state == "interrupted" else f"{command[0]} exit {rc}: {error_line(log)}"
+            error = None if state == "interrupted" else f"{command[0]} {exit_text(rc)}: {error_line(log)}"
             S.update(study_dir, key, state=state, error=error)
             S.log(study_dir, f"{key} {state}" + (f": {error}" if error else ""))
             return state

@@ -147,7 +147,8 @@ def run_local(study_dir: Path, keys: list[str], opts: LocalOptions, console: Con
                     del running[key]
                     error = None
                     if state == "failed":
-                        error = f"{job.commands[job.phase][0]} exit {rc}: {J.error_line(J.log_path(study_dir, key))}"
+                        error = (f"{job.commands[job.phase][0]} {J.exit_text(rc)}: "
+                                 f"{J.error_line(J.log_path(study_dir, key))}")
                     S.update(study_dir, key, state=state, error=error)
                     board.event(key, state + (f": {error}" if error else ""))
                     tries[key] -= 1
