@@ -90,7 +90,9 @@ def reconcile(study_dir: Path, plan: dict, settings: dict, fold_runs: list[FoldR
         if rec is None:
             new.append(fr)
         elif list(fr.train) != rec["train"] or fr.after != rec.get("after"):
-            changed.append(f"{fr.key}: recorded `umbenet {' '.join(rec['train'])}`, now `umbenet {' '.join(fr.train)}`")
+            was, now_ = _options(rec["train"]), _options(fr.train)
+            changed.append(f"{fr.key}: recorded {' '.join(o for o in was if o not in now_) or '-'}; "
+                           f"now {' '.join(o for o in now_ if o not in was) or '-'}")
     if changed:
         raise StudyError(f"the study {study_dir} was planned with other options for {len(changed)} run(s):\n  - "
                          + "\n  - ".join(changed[:8]) + ("\n  - ..." if len(changed) > 8 else "")
@@ -110,6 +112,17 @@ def reconcile(study_dir: Path, plan: dict, settings: dict, fold_runs: list[FoldR
     elif new:
         data = {**data, "runs": {**data["runs"], **{fr.key: new_record(fr) for fr in new}}}
     return data
+
+
+def _options(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """``["train", "--set", "a=1", "--all-modalities"]`` -> ``["--set a=1", "--all-modalities"]``."""
+    out: list[str] = []
+    for token in argv[1:]:
+        if token.startswith("--") or not out:
+            out.append(token)
+        else:
+            out[-1] += f" {token}"
+    return out
 
 
 def update(study_dir: Path, key: str, **changes) -> dict:
