@@ -144,10 +144,7 @@ def run_study(req: StudyRequest, console: Console, err: Console) -> int:
     from umbenet_cli.study.status import print_status
 
     print_status(study_dir, console)
-    if rc == 130:
-        err.print("[yellow]interrupted: the running fold-runs kept their last checkpoint; run the same command again "
-                  "to resume them[/]", highlight=False)
-    elif rc:
+    if rc and rc != 130:  # 130: the CLI says how to resume (the same command)
         err.print(f"[red]some fold-runs did not finish[/]: their errors are above and in {study_dir / 'logs'}; run the "
                   f"same command again to retry them (--retry N retries within one go)", highlight=False)
     return rc
