@@ -1,7 +1,6 @@
 """Plans: the paper's tables and the ablation as runs, TOML plans checked in full."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -136,7 +136,7 @@ def test_slurm_launcher_through_submitits_local_executor(sample_cache, tmp_path)
     assert (study / "fold2" / "b" / "eval-test.json").is_file()
 
 
-@pytest.mark.slow  # about 8 minutes on 2 shared cores: 10 fold-runs, each a real train + eval
+@pytest.mark.slow  # 3 minutes (8 under heavy load) on 2 shared cores: 10 fold-runs, each a real train + eval
 def test_ablation_on_two_folds(sample_cache, tmp_path):
     runs = tmp_path / "runs"
     args = ["study", "run", "ablation", "--cache", str(sample_cache), "--runs-dir", str(runs), "--fold", "1,2", *TINY,
