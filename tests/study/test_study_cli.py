@@ -78,6 +78,9 @@ def test_a_bad_plan_is_a_clean_error_naming_every_problem(sample_cache, tmp_path
     assert main(["study", "run", "ablation", "--cache", str(sample_cache), "--runs-dir", str(tmp_path / "runs"),
                  "--fold", "9"]) == 2
     assert "--fold 9" in capsys.readouterr().err
+    assert main(["study", "run", "ablation", "--cache", str(sample_cache), "--runs-dir", str(tmp_path / "runs"),
+                 "--launcher", "slurm", "--gpus", "0,1", "--dry-run"]) == 2
+    assert "--slurm-gpus-per-job" in capsys.readouterr().err
 
 
 def test_interrupt_then_the_same_command_finishes_the_rest(sample_cache, tmp_path):

@@ -68,6 +68,9 @@ def prepare(req: StudyRequest) -> tuple[Path, dict, list[str]]:
     Creates study.json unless --dry-run."""
     if req.launcher not in LAUNCHERS:
         raise StudyError(f"--launcher {req.launcher!r}: choose local or slurm")
+    if req.launcher == "slurm" and (req.local.jobs != 1 or req.local.gpus or req.local.gpus_per_job != 1):
+        raise StudyError("--jobs, --gpus and --gpus-per-job are for --launcher local; on Slurm each task gets "
+                         "--slurm-gpus-per-job GPUs and --slurm-array-parallelism tasks run at once")
     plan = load_plan(req.plan, req.preset, req.sets)
     study_dir = _absolute(Path(req.runs_dir) / (req.name or plan.name))
     recorded = S.read(study_dir) if S.study_file(study_dir).is_file() else None
