@@ -110,7 +110,6 @@ def run_local(study_dir: Path, keys: list[str], opts: LocalOptions, console: Con
     queue = [k for k in keys if data["runs"][k]["state"] != "done"]
     tries = {k: 1 + opts.retry for k in queue}
     running: dict[str, _Job] = {}
-    blocked: list[str] = []
     stop: list[int] = []  # Ctrl-C / SIGTERM only set this: the loop never stops halfway through an update
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -128,11 +127,10 @@ def run_local(study_dir: Path, keys: list[str], opts: LocalOptions, console: Con
                     if dep_state != "done":
                         if dep not in queue and dep not in running:  # it failed for good, or is not asked for
                             queue.remove(key)
-                            blocked.append(key)
                             board.event(key, f"not started: it starts from {dep}, which is {dep_state}")
                         continue
                     queue.remove(key)
-                    running[key] = _start(study_dir, key, data, free.pop(0), job_slots, opts, board)
+                    running[key] = _start(study_dir, key, data, free.pop(0), job_slots, board)
                 for key, job in list(running.items()):
                     rc = job.proc.poll()
                     if rc is None:
@@ -167,7 +165,7 @@ def run_local(study_dir: Path, keys: list[str], opts: LocalOptions, console: Con
     return 0 if all(final[k]["state"] == "done" for k in keys) else 1
 
 
-def _start(study_dir: Path, key: str, data: dict, slot: int, job_slots, opts: LocalOptions, board: _Board) -> _Job:
+def _start(study_dir: Path, key: str, data: dict, slot: int, job_slots, board: _Board) -> _Job:
     rec = data["runs"][key]
     fr = J.fold_run(rec, key)
     gpus = len(job_slots[slot][0] or [])
