@@ -86,7 +86,8 @@ def test_a_bad_plan_is_a_clean_error_naming_every_problem(sample_cache, tmp_path
 def test_interrupt_then_the_same_command_finishes_the_rest(sample_cache, tmp_path):
     """SIGINT once the first run is done: exit 130, no traceback; the same command finishes the
     others and leaves the finished run's files as they were; once more, it does nothing.
-    Worth trimming: about 3 minutes on 2 shared cores, mostly `umbenet eval` (imports, 14 PNGs)."""
+    Worth trimming: 40 s on 2 quiet cores, up to 5 minutes when they are busy, mostly `umbenet eval`
+    (its imports and 14 confusion PNGs per run)."""
     plan = tmp_path / "quick.toml"
     plan.write_text(QUICK_PLAN)
     runs = tmp_path / "runs"
@@ -123,7 +124,7 @@ def test_interrupt_then_the_same_command_finishes_the_rest(sample_cache, tmp_pat
 
 
 def test_slurm_launcher_through_submitits_local_executor(sample_cache, tmp_path):
-    """Worth trimming: about 2 minutes on 2 shared cores (two real train + eval jobs)."""
+    """Two real train + eval jobs: 20 s on 2 quiet cores, about 2 minutes when they are busy."""
     from umbenet_cli.study.run import StudyRequest, prepare
     from umbenet_cli.study.slurm import SlurmOptions, submit
 
