@@ -310,7 +310,7 @@ def eval_(
 
 @app.command()
 def report(
-    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Evaluated run folders, runs/<name> (default: every run under --runs-dir with eval results).")] = None,
+    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUNS", help="Evaluated run folders, runs/<name> (default: every run under --runs-dir with eval results), or one study folder, runs/<study>: its plan's tables.")] = None,
     out: Annotated[Optional[str], typer.Option(help="Report folder (default: reports/<name>).")] = None,
     split: Annotated[str, typer.Option(help="Which eval results: test or val.")] = "test",
     title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
@@ -320,6 +320,11 @@ def report(
     from pathlib import Path
 
     from umbenet_cli.reporting import build_report
+    from umbenet_cli.study.results import build_study_report, is_study
+
+    if runs and len(runs) == 1 and is_study(runs[0]):  # runs/STUDY: the plan's tables
+        build_study_report(runs[0], out=out, split=split, title=title, console=Console())
+        return
 
     root = Path(runs_dir)
     _training_notes(runs or (sorted(p.parent for p in root.glob("*/run.json")) if root.is_dir() else []),
@@ -379,6 +384,62 @@ def export(
     Console().print(f"exported {done['from']} -> {done['out']}"
                     + ("" if done["evaluated"] else " (not evaluated: the card has no scores; run `umbenet eval` first)"),
                     highlight=False)
+
+
+study_app = typer.Typer(help="Train and evaluate a whole matrix of runs (the paper's tables, an ablation, a TOML plan).",
+                        no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("run")
+def study_run(
+    plan: Annotated[str, typer.Argument(help="table3, table4, paper (both), ablation, or a TOML plan file.")],
+    cache: Annotated[Optional[str], typer.Option(help="Feature cache from `umbenet prep` (default: the study's own when it exists).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Study name: runs/<name> (default: the plan's name).")] = None,
+    runs_dir: Annotated[str, typer.Option(help="Folder holding the studies.")] = "runs",
+    fold: Annotated[str, typer.Option(help="Folds: all, N, or a comma list such as 1,2.")] = "all",
+    classes: Annotated[str, typer.Option(help="11 (all classes), 10 (neutral left out: --exclude-classes neutral) or both.")] = "11",
+    preset: Annotated[str, typer.Option(help="Model and schedule preset of every run.")] = "default",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Config override for every run, e.g. optim.max_epochs=1 (a plan run's own --set wins).")] = None,
+    launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (job arrays through submitit).")] = "local",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List every fold-run with its commands (or the Slurm submission); run and create nothing.")] = False,
+    extend: Annotated[bool, typer.Option("--extend", help="Add the runs a changed plan has beyond the recorded ones.")] = False,
+    retry: Annotated[int, typer.Option(help="Retry a failing fold-run up to N more times in this go.")] = 0,
+    jobs: Annotated[int, typer.Option(help="local: fold-runs at once (default: 1, or one per GPU group with --gpus).")] = 0,
+    gpus: Annotated[Optional[str], typer.Option(help="local: GPUs to share out, e.g. 0,1,2,3 (each job its own).")] = None,
+    gpus_per_job: Annotated[int, typer.Option(help="local: GPUs per job (more than 1: DDP).")] = 1,
+    slurm_partition: Annotated[Optional[str], typer.Option(help="slurm: partition.")] = None,
+    slurm_time: Annotated[str, typer.Option(help="slurm: time limit per task (minutes or HH:MM:SS); pre-empted or timed-out tasks requeue and resume.")] = "24:00:00",
+    slurm_gpus_per_job: Annotated[int, typer.Option(help="slurm: GPUs per task.")] = 1,
+    slurm_array_parallelism: Annotated[Optional[int], typer.Option(help="slurm: tasks running at once.")] = None,
+    slurm_extra: Annotated[Optional[list[str]], typer.Option(help="slurm: another sbatch option, KEY=VALUE (e.g. account=abc, qos=high).")] = None,
+) -> None:
+    """Train and evaluate every run of a plan on every fold asked; the same command resumes it."""
+    from umbenet_cli.devices import parse_gpus
+    from umbenet_cli.study.local import LocalOptions
+    from umbenet_cli.study.run import StudyRequest, run_study
+    from umbenet_cli.study.slurm import SlurmOptions
+
+    gpu_ids = tuple(parse_gpus(gpus))
+    req = StudyRequest(plan=plan, cache=cache, name=name, runs_dir=runs_dir, fold=fold, classes=classes, preset=preset,
+                       sets=parse_overrides(set_), launcher=launcher, dry_run=dry_run, extend=extend,
+                       local=LocalOptions(jobs=jobs or (0 if gpu_ids else 1), gpus=gpu_ids, gpus_per_job=gpus_per_job,
+                                          retry=retry),
+                       slurm=SlurmOptions(partition=slurm_partition, time=slurm_time, gpus_per_job=slurm_gpus_per_job,
+                                          array_parallelism=slurm_array_parallelism, extra=parse_overrides(slurm_extra)))
+    rc = run_study(req, Console(), console)
+    if rc:
+        raise typer.Exit(rc)
+
+
+@study_app.command("status")
+def study_status(study: Annotated[str, typer.Argument(metavar="STUDY", help="The study folder, runs/<study>.")]) -> None:
+    """One line per fold-run: state, epochs, best validation UAR, test UAR/WAR, time."""
+    from pathlib import Path
+
+    from umbenet_cli.study.status import print_status
+
+    print_status(Path(study), Console())
 
 
 def record_command(run_dir, argv: list[str]) -> None:

@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MARKER = "COMPLETE"
 FILES = ("config.json", "meta.json", "model.safetensors")  # what a complete checkpoint holds
-NOT_WEIGHT_KEYS = ("optim.", "backbone:")  # config keys (as in UMBEnetConfig.diff) weights do not depend on
+# Config keys (as in UMBEnetConfig.diff) weights do not depend on. pool.transfer(_alpha) decide
+# what stage 2 carries from stage 1, so a stage 2 started --init-from another run with its own
+# rule (the carry-all / carry-none arms) loads that run's stage 1.
+NOT_WEIGHT_KEYS = ("optim.", "backbone:", "pool.transfer")
 
 
 class CheckpointError(UserError, RuntimeError):
