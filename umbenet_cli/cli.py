@@ -3,6 +3,7 @@ function; errors meant for users become a clean message and exit code 2, never a
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -541,6 +542,11 @@ def main(argv: list[str] | None = None) -> int:
     _RESUME_HINT.clear()
     if _under_launcher():
         _worker_start()
+    elif "UMBENET_JOB_OF" in os.environ:  # a command of `umbenet study`: it ends with the study
+        from umbenet_cli.study.jobs import JOB_OF_ENV
+        from umbenet_cli.training.distributed import die_with_launcher
+
+        die_with_launcher(int(os.environ.pop(JOB_OF_ENV)))  # not passed on to its own children
     try:
         # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
         rc = app(args=argv, standalone_mode=False)
@@ -576,8 +582,6 @@ def main(argv: list[str] | None = None) -> int:
         # interpreter's own clean-up of torch takes seconds.
         sys.stdout.flush()
         sys.stderr.flush()
-        import os
-
         os._exit(130)
     return rc if isinstance(rc, int) else 0
 

@@ -189,3 +189,46 @@ def test_a_failing_run_is_retried_and_its_dependents_are_not_started(sample_cach
     assert record["fold1/child"]["state"] == "pending" and record["fold1/child"]["attempts"] == 0
     assert "fold1/child not started: it starts from fold1/bad, which is failed" in out.out
     assert "retrying (1 more try left)" in out.out and "Traceback" not in out.out + out.err
+
+
+def _commands_on(folder: Path) -> list[int]:
+    """Pids of live processes whose command line names ``folder`` (zombies excluded)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(folder) in (proc / "cmdline").read_bytes().decode(errors="replace") \
+                    and (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_the_launcher_ends_its_jobs(sample_cache, tmp_path):
+    """The study's jobs run in their own sessions (so Ctrl-C reaches the launcher alone): a
+    `kill -9` of the launcher must still end them, within 10 s, and nothing is written after."""
+    plan = tmp_path / "long.toml"
+    plan.write_text('name = "long"\n[[run]]\nname = "a"\nstage = "one"\nlogger = "none"\n')
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "umbenet_cli", "study", "run", str(plan), "--cache",
+                             str(sample_cache), "--runs-dir", str(runs), "--fold", "1", *TINY[:2], "--set",
+                             "optim.max_epochs=500", "--set", "optim.stop_train_accuracy=1.0", "--jobs", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = None
+    deadline = time.time() + 300
+    while metrics is None:
+        assert proc.poll() is None and time.time() < deadline
+        found = list((runs / "long").rglob("metrics.jsonl"))
+        metrics = found[0] if found else None
+        time.sleep(0.2)
+    assert _commands_on(runs)  # the job's `umbenet train` runs
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while _commands_on(runs) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _commands_on(runs), "a job outlived its launcher"
+    size = metrics.stat().st_size
+    time.sleep(2.0)
+    assert metrics.stat().st_size == size

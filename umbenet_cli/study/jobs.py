@@ -20,6 +20,10 @@ from umbenet_cli.study import state as S
 from umbenet_cli.study.matrix import FoldRun, device_args, eval_args, resume_args, shown
 
 PYTHON = (sys.executable, "-m", "umbenet_cli")
+# In each command's environment: the pid of the process that started it. The command ends as soon
+# as that process dies (cli.main -> training.distributed.die_with_launcher), so a `kill -9` of the
+# launcher leaves no training behind that goes on writing into the study's run folders.
+JOB_OF_ENV = "UMBENET_JOB_OF"
 # Ctrl-C as the commands exit on it. A command killed by another signal (the OOM killer's SIGKILL)
 # failed: the launchers mark what they stop themselves as interrupted.
 INTERRUPTED_CODES = {130, -signal.SIGINT}
@@ -44,7 +48,7 @@ def log_path(study_dir: Path, key: str) -> Path:
 
 def job_env(visible_gpus: list[int] | None = None, threads: int | None = None) -> dict[str, str]:
     """The environment of a job's commands: its GPUs, its share of the CPU threads."""
-    env = dict(os.environ)
+    env = dict(os.environ, **{JOB_OF_ENV: str(os.getpid())})
     if visible_gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in visible_gpus)
     if threads is not None:

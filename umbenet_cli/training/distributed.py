@@ -137,15 +137,16 @@ def relaunch(argv: list[str], nproc: int, gpus: list[int], nnodes: int = 1, node
 _AGENT_SIGNALS = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT") if hasattr(signal, s))
 
 
-def die_with_launcher() -> None:
+def die_with_launcher(expected: int | None = None) -> None:
     """In a worker: end this process (SIGKILL) as soon as the process that launched it dies, so
     that no checkpoint or metrics line is written once the user's command is gone (``kill -9``
     of the launcher; torchrun's own clean-up does not run then).
 
     Linux: the kernel's parent-death signal (prctl PR_SET_PDEATHSIG). Elsewhere: a thread that
     checks every second whether the parent is still there. The launcher may already be gone when
-    this runs: the parent pid is compared with the one the launcher recorded."""
-    expected = int(os.environ.get(LAUNCHER_PID_ENV) or os.getppid())
+    this runs: the parent pid is compared with the one the launcher recorded (``expected``, else
+    ``UMBENET_LAUNCHER_PID``, else the parent now)."""
+    expected = expected or int(os.environ.get(LAUNCHER_PID_ENV) or os.getppid())
     if sys.platform.startswith("linux"):
         import ctypes
 
