@@ -149,7 +149,8 @@ def describe_model(preset: str = "default", overrides: dict[str, str] | None = N
     console.print(f"[bold]prompt pool[/] N={cfg.pool.size} L_p={cfg.pool.length} top-k={cfg.pool.top_k} "
                   f"query={cfg.pool.query} ({cfg.pool.query_scope}) keys={'trained' if cfg.pool.train_keys else 'frozen'} "
                   f"balance={cfg.pool.balance} enabled={cfg.pool.enabled}; SFF gate={cfg.sff.gate} "
-                  f"combine={cfg.sff.combine}; inherent tokens {cfg.inherent_length}")
+                  f"combine={cfg.sff.combine}; inherent tokens {cfg.inherent_length}; stage 2 carries: "
+                  f"{cfg.pool.transfer}" + (f" (alpha {cfg.pool.transfer_alpha:g})" if cfg.pool.transfer == "significant" else ""))
     C, B = len(cfg.classes), cfg.optim.batch_size
     enc = model.class_prompts
     geo = class_geometry(model)
