@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .test_train_e2e import metrics  # metrics.jsonl lines without their timings
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -339,20 +341,12 @@ def test_kill_9_of_the_launcher_ends_its_workers_and_resume_matches(two_fold_cac
     again = launch(two_fold_cache, tmp_path, "pass", "--name", "k", "--resume")
     assert again.returncode == 0, again.stderr[-4000:]
     assert "took over the run's lock from process" in again.stderr
-    a, b = (json_lines(tmp_path / name / "fold1" / "onestage") for name in ("straight", "k"))
+    a, b = (metrics(tmp_path / name / "fold1" / "onestage") for name in ("straight", "k"))
     assert [m["epoch"] for m in b] == [1, 2, 3, 4, 5, 6]  # each epoch once
     assert a == b
     wa, wb = (load_file(str(tmp_path / name / "fold1" / "onestage" / "checkpoints" / "last" / "model.safetensors"))
               for name in ("straight", "k"))
     assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
-
-
-def json_lines(stage: Path) -> list[dict]:
-    lines = [json.loads(x) for x in (stage / "metrics.jsonl").read_text().splitlines()]
-    for line in lines:  # timings differ between runs; everything else must not
-        for k in ("seconds", "steps_per_s", "clips_per_s"):
-            line.pop(k)
-    return lines
 
 
 def test_ctrl_c_of_a_multi_process_run_is_one_line_and_130(two_fold_cache, tmp_path):

@@ -103,14 +103,19 @@ def test_wandb_absent_is_a_clear_error(synthetic_cache, tmp_path, capsys, monkey
     assert not (tmp_path / "w").exists()
 
 
-def test_wandb_offline_writes_local_files(synthetic_cache, tmp_path, monkeypatch, caplog):
+def train_with_wandb_offline(cache, runs, monkeypatch) -> Path:
+    """A one-stage run of 3 steps logged with --logger wandb, offline; returns its stage folder."""
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    assert train(synthetic_cache, tmp_path, "--name", "w", "--fold", "1", "--stage", "one", "--max-steps", "3",
+    assert train(cache, runs, "--name", "w", "--fold", "1", "--stage", "one", "--max-steps", "3",
                  "--logger", "wandb") == 0
-    stage = tmp_path / "w" / "fold1" / "onestage"
+    return runs / "w" / "fold1" / "onestage"
+
+
+def test_wandb_offline_writes_local_files(synthetic_cache, tmp_path, monkeypatch, caplog):
+    stage = train_with_wandb_offline(synthetic_cache, tmp_path, monkeypatch)
     runs = list((stage / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     info = json.loads((stage / "tracking.json").read_text())
@@ -140,15 +145,9 @@ class FakeWandbRun:
 def wandb_trained_run(synthetic_cache, tmp_path, monkeypatch):
     """A stage trained with --logger wandb (offline), then W&B configured online (wandb.init faked:
     no server in tests); the runs wandb.init opened from then on."""
-    pytest.importorskip("wandb")
+    stage = train_with_wandb_offline(synthetic_cache, tmp_path, monkeypatch)
     import wandb
 
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    assert train(synthetic_cache, tmp_path, "--name", "w", "--fold", "1", "--stage", "one", "--max-steps", "3",
-                 "--logger", "wandb") == 0
-    stage = tmp_path / "w" / "fold1" / "onestage"
     opened: list[FakeWandbRun] = []
 
     def fake_init(**kwargs):
