@@ -1,32 +1,40 @@
-"""Controlled learning benchmark: UMBEnet on synthetic caches whose Bayes-optimal scores are known.
+"""Controlled benchmark: does UMBEnet's two-stage transfer matter? Arms at equal epoch budgets on
+synthetic caches whose Bayes-optimal scores are known (issue #23).
 
-    .venv/bin/python benchmarks/controlled/run_controlled.py            # 5 seeds + the sweep on 3
-    .venv/bin/python benchmarks/controlled/run_controlled.py --quick    # 1 seed, short, no sweep
-    # the same as parallel processes (how RESULTS.md was made), then merged:
-    .venv/bin/python benchmarks/controlled/run_controlled.py --part seed:0   # ... seed:4, sweep:0 ... sweep:2
-    .venv/bin/python benchmarks/controlled/run_controlled.py --merge
-    # 4x the data: the same with --clips-per-class 480 (results-480-clips.json, RESULTS-480-clips.md)
-    bash benchmarks/controlled/run_all.sh                                # all of it, two processes at a time
+    .venv/bin/python benchmarks/controlled/run_controlled.py --part seed:0     # one seed's arms
+    .venv/bin/python benchmarks/controlled/run_controlled.py --part table4:0   # one seed's Table 4 cells
+    .venv/bin/python benchmarks/controlled/run_controlled.py --merge           # results.json, RESULTS.md
+    bash benchmarks/controlled/run_all.sh                                      # all of it, 2 at a time
 
 Each seed writes a MAFW-like synthetic cache (8 classes incl. neutral; video > text > audio in
-class information; neutral clips have no text; a few clips lack audio or text) and, on fold 1:
-- the full model, two-stage and one-stage, evaluated with every modality subset (Table 3's
-  "missing-modality inference" rows),
-- models trained on each subset alone (Table 3's upper rows),
-- head ablations: the prompt pool switched off (class embeddings from the text tower with the
-  inherent prompts only, no P'), and learned class vectors in place of the text tower
-  (``classifier=vectors``); a plain late-fusion baseline,
-- the two-stage model with a trained CLIP's logit scale (100) on the tiny tower,
-- what each model's stage 2 carried from stage 1, and its class embeddings' geometry (head.json),
-- on seeds 0-2, the paper's Table 4 sweep over prompt length, pool size and top-k.
-The Bayes-optimal classifier (true generator parameters) is scored on the same test clips.
-Results: results.json and RESULTS.md beside this script (the numbers are not tests: CI never runs this).
+class information; neutral clips have no text; a few clips lack audio or text). On fold 1 and
+with the same cache, split, batches and initial weights (``--seed`` = the seed), the arms
+(``ARMS``) differ only in their schedule:
+
+- two_stage: E epochs of stage 1 (one modality per clip), then E of stage 2 with the prompts the
+  counting pass finds significantly selected (``pool.transfer=significant``);
+- one_stage, one_stage_all_modalities: 2E epochs from scratch, random missing modalities or every
+  clip with all of its modalities (``--all-modalities``);
+- two_stage_carry_all / _carry_none: E epochs of stage 2 from two_stage's stage-1 checkpoint
+  (``--init-from``), every prompt carried or none (the transfer isolated from the pre-training);
+- two_stage_stage2_lr: the remedy arm (``REMEDY``), stage 2 from the same checkpoint with another
+  schedule;
+- authors_code: the authors' released model and schedule (scalar gate summed over k, batch-mean
+  query, keys without gradient, Adam 2e-4, wd 1e-6, plateau x0.3 at threshold 1e-3) at the tiny
+  widths, the benchmark's batch and E + E epochs.
+
+Per arm and seed the part records test UAR/WAR per modality subset, each stage's epoch budget,
+epochs run, best epoch and validation curve, what stage 2 carried (and what every other rule
+would have carried from the same counts), and the counting pass of the *untrained* stage-1 model
+(a control: what the rule carries before anything is learned). ``table4:N`` parts train the paper's
+Table 4 grid (total prompt length x pool size x top-k; length split half pool, half inherent as
+the authors' code) two-stage. Seeds 10 and 11 are tuning seeds (tune_one.py, the remedy's choice)
+and never reported. Results: results.json and RESULTS.md beside this script; CI never runs this.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -43,7 +51,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
-from late_fusion import predict as lf_predict, train_late_fusion  # noqa: E402
 from plugin_reference import plugin_log_likelihoods  # noqa: E402
 from write_results import write_markdown  # noqa: E402
 
@@ -54,78 +61,133 @@ from umbenet_cli.data.synthetic import (SyntheticSpec, bayes_log_likelihoods, ba
 from umbenet_cli.evaluation.metrics import confusion_matrix, uar, war  # noqa: E402
 from umbenet_cli.model import load_backbone  # noqa: E402
 from umbenet_cli.model.config import TINY_BACKBONE, UMBEnetConfig  # noqa: E402
-from umbenet_cli.model.tiny_backbone import ensure_tiny_backbone  # noqa: E402
+from umbenet_cli.model.umbenet import UMBEnet  # noqa: E402
 from umbenet_cli.training.data import make_splits  # noqa: E402
+from umbenet_cli.training.distributed import DistInfo  # noqa: E402
+from umbenet_cli.training.two_stage import MODALITY_CODES, TRANSFER_RULES, activated, count_selections  # noqa: E402
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt")
 SIGNAL = {"video": 1.6, "audio": 0.8, "text": 1.1}  # Bayes: V ~57%, T ~41%, A ~31%
 MISSING = {"video": 0.0, "audio": 0.03, "text": 0.05}
 CLIPS_PER_CLASS = 120
+EPOCHS = 20  # E, epochs per stage; the one-stage arms get 2E
+TUNING_SEEDS = (10, 11)
 SUBSETS = ("V", "A", "T", "V+T", "V+A", "V+A+T", "A+T")
-TRAINED_SUBSETS = {"V": "video", "A": "audio", "T": "text", "V+T": "video,text", "V+A": "video,audio"}
-# The full model's arms on every seed (training arguments beside the shared settings).
-ARMS = {
-    "two_stage": ["--stage", "both"],
-    "one_stage": ["--stage", "one"],
-    "no_pool": ["--stage", "both", "--set", "pool.enabled=false"],
-    # Head ablation: one learned vector per class instead of class prompts through the text tower
-    # (same fused feature, same cosine, same logit scale).
-    "class_vectors": ["--stage", "both", "--set", "pool.enabled=false", "--set", "classifier=vectors"],
-}
-# The tiny random CLIP keeps CLIP's initial logit scale, 1/0.07 = 14.3; a trained CLIP's is 100.
-# This arm is the two-stage model on a copy of the tiny backbone with the trained value (same
-# weights otherwise, same fingerprint): how much of the head's cost is the temperature alone.
-TRAINED_CLIP_SCALE = 100.0
-SWEEP_SEEDS = (0, 1, 2)
+# The paper's main pool (N 32, k 5) at the tiny widths: total prompt length 16 = 8 pool + 8 inherent
+# tokens, split in half as the authors' code splits its 64.
+SETTINGS = {"audio.input": "logmel", "audio.seconds": 1.0, "audio.channels": 32, "audio.hidden": 64,
+            "optim.stop_train_accuracy": 1.0, "optim.batch_size": 16, "pool.size": 32, "pool.top_k": 5,
+            "pool.length": 8, "inherent_length": 8, "temporal.dropout": 0.1, "fusion.dropout": 0.1}
+# The authors' released model and schedule (preset authors-code) on the tiny widths and the
+# benchmark's batch: everything of that preset but the backbone, the prompt lengths, 30 epochs, batch 8.
+AUTHORS_CODE = {"pool.query_scope": "batch", "pool.train_keys": False, "pool.key_loss_weight": 0.0,
+                "sff.gate": "scalar", "sff.combine": "sum", "sff.l1_lambda": 0.01, "optim.lr": 2e-4,
+                "optim.weight_decay": 1e-6, "optim.plateau_factor": 0.3, "optim.plateau_threshold": 1e-3}
+# The remedy tested for stage 2's early best epoch (chosen on the tuning seeds, RESULTS.md says why):
+# stage 2 from two_stage's stage 1 with the learning rate a tenth of stage 1's.
+REMEDY = {"optim.lr": 2e-4}
 TABLE4 = [(32, 8, 5), (32, 16, 5), (32, 32, 5), (64, 8, 3), (64, 8, 5), (64, 16, 3), (64, 16, 5), (64, 32, 3), (64, 32, 5)]
+STAGE1 = "{stage1}"  # in an arm's arguments: two_stage's stage-1 checkpoint of the same seed
 
 
-def model_overrides(epochs: int) -> list[str]:
-    sets = {"audio.input": "logmel", "audio.seconds": 1.0, "audio.channels": 32, "audio.hidden": 64,
-            "optim.max_epochs": epochs,
-            "optim.stop_train_accuracy": 1.0, "optim.batch_size": 16, "pool.size": 8, "pool.length": 8,
-            "pool.top_k": 3, "temporal.dropout": 0.1, "fusion.dropout": 0.1}
-    return [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
+def sets(d: dict) -> list[str]:
+    return [x for k, v in d.items() for x in ("--set", f"{k}={v}")]
 
 
-def train_eval(cache: Path, runs: Path, name: str, extra: list[str], epochs: int) -> dict:
-    """Train and evaluate one model on fold 1: test UAR/WAR per subset, and under ``_``-keys what
-    stage 2 carried (init.json), each stage's epochs and best epoch, and the head diagnostics."""
+# name: (arguments beside the shared settings, the epoch budget per stage)
+ARMS = {
+    "two_stage": (["--stage", "both"], {"stage1": EPOCHS, "stage2": EPOCHS}),
+    "one_stage": (["--stage", "one", *sets({"optim.max_epochs": 2 * EPOCHS})], {"onestage": 2 * EPOCHS}),
+    "one_stage_all_modalities": (["--stage", "one", "--all-modalities", *sets({"optim.max_epochs": 2 * EPOCHS})],
+                                 {"onestage": 2 * EPOCHS}),
+    "two_stage_carry_all": (["--stage", "2", "--init-from", STAGE1, *sets({"pool.transfer": "all"})],
+                            {"stage1": EPOCHS, "stage2": EPOCHS}),
+    "two_stage_carry_none": (["--stage", "2", "--init-from", STAGE1, *sets({"pool.transfer": "none"})],
+                             {"stage1": EPOCHS, "stage2": EPOCHS}),
+    "two_stage_stage2_lr": (["--stage", "2", "--init-from", STAGE1, *sets(REMEDY)], {"stage1": EPOCHS, "stage2": EPOCHS}),
+    "authors_code": (["--stage", "both", *sets(AUTHORS_CODE)], {"stage1": EPOCHS, "stage2": EPOCHS}),
+}
+
+
+def shared_args(epochs: int) -> list[str]:
+    return sets(SETTINGS | {"optim.max_epochs": epochs})
+
+
+def arm_args(arm: str, epochs: int, stage1: Path | None = None) -> list[str]:
+    """``umbenet train`` arguments of ``arm`` beside the shared ones, at ``epochs`` per stage."""
+    extra, _ = ARMS[arm]
+    out = [str(stage1) if a == STAGE1 else a for a in extra]
+    return [f"optim.max_epochs={2 * epochs}" if a == f"optim.max_epochs={2 * EPOCHS}" else a for a in out]
+
+
+def budget(arm: str, epochs: int) -> dict:
+    return {k: v // EPOCHS * epochs for k, v in ARMS[arm][1].items()}
+
+
+def curve(stage_dir: Path) -> list[dict]:
+    """The stage's validation curve from metrics.jsonl (per epoch: lr, train and val UAR, val loss)."""
+    path = stage_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [{"epoch": r["epoch"], "lr": r["lr"], "train_loss": round(r["train"]["total"], 4), "train_uar": round(r["train"]["uar"], 4),
+             "val_loss": round(r["val"]["loss"], 4), "val_uar": round(r["val"]["uar"], 4)} for r in rows]
+
+
+def train_eval(cache: Path, runs: Path, name: str, extra: list[str], epochs: int, seed: int, top_k: int = 5) -> dict:
+    """Train and evaluate one arm on fold 1: test UAR/WAR per subset, and under ``_``-keys each
+    stage's epochs, best epoch and curve, and what stage 2 carried (init.json)."""
     t0 = time.perf_counter()
     args = ["train", "--cache", str(cache), "--runs-dir", str(runs), "--preset", "tiny", "--name", name,
-            "--fold", "1", *model_overrides(epochs), *extra]
+            "--fold", "1", "--seed", str(seed), *shared_args(epochs), *extra]
     assert main(args) == 0, f"training {name} failed"
     assert main(["eval", str(runs / name)]) == 0, f"evaluating {name} failed"
     fold = runs / name / "fold1"
     stage = next(s for s in ("stage2", "onestage", "stage1") if (fold / s / "eval").is_dir())
     res = json.loads((fold / stage / "eval" / "test" / "results.json").read_text())
-    head = json.loads((fold / stage / "eval" / "test" / "head.json").read_text())
-    init = fold / "stage2" / "init.json"
-    carried = {k: v for k, v in json.loads(init.read_text()).items() if k in ("carried", "fresh")} if init.is_file() else None
     stages = {}
     for f in sorted(fold.glob("*/result.json")):
         r = json.loads(f.read_text())
-        stages[r["stage"]] = {"epochs": r["epochs"], "best_epoch": r["best_epoch"], "best_val_uar": r["best_val_uar"]}
-    keep = ("class_cosine", "logit_range", "across_clips", "logit_scale")
-    heads = {w: {k: v for k, v in head[w].items() if k in keep} for w in ("initial", "trained")}
-    for w in heads:
-        heads[w]["class_cosine"] = {k: v for k, v in heads[w]["class_cosine"].items() if k != "matrix"}
-    return ({e["name"]: {"uar": e["uar"], "war": e["war"]} for e in res["subsets"]}
-            | {"_seconds": time.perf_counter() - t0, "_stage2_init": carried, "_stages": stages, "_head": heads})
+        stages[r["stage"]] = {"epochs": r["epochs"], "best_epoch": r["best_epoch"], "best_val_uar": r["best_val_uar"],
+                              "stop_reason": r["stop_reason"], "curve": curve(f.parent)}
+    out = {e["name"]: {"uar": e["uar"], "war": e["war"]} for e in res["subsets"]}
+    out |= {"_seconds": time.perf_counter() - t0, "_stages": stages}
+    init = fold / "stage2" / "init.json"
+    if init.is_file():
+        out["_transfer"] = transfer_summary(json.loads(init.read_text()), top_k)
+    return out
 
 
-def scaled_backbone(work: Path, scale: float) -> Path:
-    """A copy of the tiny backbone with logit scale ``scale``; the cache accepts it (the fingerprint
-    covers the projection weights, unchanged)."""
-    from transformers import CLIPModel
+def transfer_summary(init: dict, top_k: int) -> dict:
+    """What stage 2 carried (init.json), and what each rule would have carried from the same
+    counting pass: ``significant`` from the recorded p-values (the test's draws, per batch under a
+    batch query), the count rules from the per-clip counts."""
+    out = {"rule": init.get("rule"), "carried": init["carried"], "fresh": init["fresh"]}
+    counts, pvals = init.get("stage1_counts"), init.get("stage1_p_values")
+    if counts and pvals:
+        c = torch.zeros(8, init["stage1_pool_size"], dtype=torch.long)
+        for m, row in counts.items():
+            c[MODALITY_CODES[m]] = torch.tensor(row)
+        p = torch.tensor([row for row in pvals.values()])
+        out["would_carry"] = {r: int(activated(c, top_k, r).sum()) for r in TRANSFER_RULES if r != "significant"}
+        out["would_carry"]["significant"] = int((p <= init.get("alpha", 0.01) / p.numel()).any(0).sum())
+    return out
 
-    src, dst = ensure_tiny_backbone(), work / f"tiny-clip-scale{scale:g}"
-    shutil.copytree(src, dst)
-    clip = CLIPModel.from_pretrained(src)
-    with torch.no_grad():
-        clip.logit_scale.fill_(math.log(scale))
-    clip.save_pretrained(dst)
-    return dst
+
+def untrained_control(cache: Path, seed: int, epochs: int) -> dict:
+    """The counting pass on the stage-1 model as built, before any training (same seed, same
+    training clips): how many prompts each rule would carry from a model that learned nothing.
+    ``significant`` measures how concentrated the query's selections are, which an untrained
+    encoder's per-modality clustering already makes them; the arms' difference is what training adds."""
+    table = read_features(cache)
+    out = {}
+    for name, extra in (("paper", {}), ("authors_code", AUTHORS_CODE)):
+        cfg = UMBEnetConfig.preset("tiny").override({k: str(v) for k, v in (SETTINGS | extra | {"optim.max_epochs": epochs}).items()}
+                                                    | {"classes": list(CLASSES)})
+        torch.manual_seed(seed)
+        model = UMBEnet(cfg, backbone=load_backbone(cfg.backbone))
+        rows = make_splits(table, 1, 0.1, seed).train
+        seen = count_selections(model, table, rows, table.presence, DistInfo(), cfg.optim.batch_size)
+        out[name] = {r: int(activated(seen.queries, cfg.pool.top_k, r).sum()) for r in TRANSFER_RULES}
+    return out
 
 
 def synthetic_cache(folder: Path, seed: int, clips_per_class: int) -> tuple[Path, SyntheticSpec]:
@@ -135,25 +197,15 @@ def synthetic_cache(folder: Path, seed: int, clips_per_class: int) -> tuple[Path
     return write_synthetic_cache(folder, spec, TINY_BACKBONE, load_backbone(TINY_BACKBONE).fingerprint()), spec
 
 
-def scale_arm(seed: int, work: Path, epochs: int, clips_per_class: int) -> dict:
-    """The two-stage model of seed ``seed`` with a trained CLIP's logit scale (a ``scale:N`` part)."""
-    cache, _ = synthetic_cache(work / f"cache{seed}", seed, clips_per_class)
-    backbone = scaled_backbone(work, TRAINED_CLIP_SCALE)
-    return {"two_stage_scale100": train_eval(cache, work / f"runs{seed}", "two_stage_scale100",
-                                             ["--stage", "both", "--set", f"backbone={backbone}"], epochs)}
-
-
 def score(y: np.ndarray, p: np.ndarray, C: int) -> dict:
     keep = p >= 0
     cm = confusion_matrix(y[keep], p[keep], C)
     return {"uar": uar(cm), "war": war(cm)}
 
 
-def one_seed(seed: int, work: Path, epochs: int, sweep: bool, rows: bool = True, sweep_epochs: int | None = None,
-             clips_per_class: int = CLIPS_PER_CLASS) -> dict:
-    """The rows of one seed (every arm, the subset-trained models, late fusion, Bayes, plug-in),
-    or with ``sweep`` (and ``rows=False``) the Table 4 sweep on that seed."""
-    cache, spec = synthetic_cache(work / f"cache{seed}", seed, clips_per_class)
+def references(cache: Path, spec: SyntheticSpec) -> dict:
+    """The Bayes-optimal classifier and the plug-in (class means from the fold's training clips) on
+    the same test clips."""
     table = read_features(cache)
     splits = make_splits(table, 1, 0.1, 0)
     test = splits.test
@@ -165,32 +217,42 @@ def one_seed(seed: int, work: Path, epochs: int, sweep: bool, rows: bool = True,
         mask = np.array([m in s for m in "VAT"])
         out["bayes"][s] = score(y, bayes_predictions(ll[test], table.presence[test], mask), len(CLASSES))
         out["plugin"][s] = score(y, bayes_predictions(pl[test], table.presence[test], mask), len(CLASSES))
+    return out
+
+
+def seed_part(seed: int, work: Path, epochs: int, clips_per_class: int, arms: list[str], keep: Path) -> dict:
+    """Every arm of one seed. two_stage's stage-1 checkpoint is kept under ``keep`` (the carry and
+    remedy arms start from it, also in a later ``--arms`` part)."""
+    cache, spec = synthetic_cache(work / f"cache{seed}", seed, clips_per_class)
+    out = references(cache, spec) | {"untrained_transfer": untrained_control(cache, seed, epochs)}
     runs = work / f"runs{seed}"
-    if sweep:
-        out["sweep"] = {}
-        for L, N, k in TABLE4:
-            r = train_eval(cache, runs, f"sweep-{L}-{N}-{k}", ["--stage", "both", "--set", f"pool.length={L}",
-                                                               "--set", f"pool.size={N}", "--set", f"pool.top_k={k}"],
-                           sweep_epochs or epochs)
-            out["sweep"][f"{L}/{N}/{k}"] = r["V+A+T"] | {"stage2_init": r["_stage2_init"]}
-    if not rows:
-        shutil.rmtree(runs, ignore_errors=True)
-        return out
-    for arm, extra in ARMS.items():
-        out[arm] = train_eval(cache, runs, arm, extra, epochs)
-    out["trained_on_subset"] = {}
-    for s, mods in TRAINED_SUBSETS.items():
-        out["trained_on_subset"][s] = train_eval(cache, runs, f"sub-{s}", ["--stage", "both", "--modalities", mods], epochs)[s]
-    out["trained_on_subset"]["V+A+T"] = out["two_stage"]["V+A+T"]
-    cfg = UMBEnetConfig.preset("tiny").override({k: v for k, v in (x.split("=") for x in model_overrides(epochs)[1::2])}
-                                                | {"classes": list(CLASSES)})
-    lf = train_late_fusion(cfg, 32, table, splits, table.presence, seed, epochs)
-    out["late_fusion"] = {}
-    for s in SUBSETS:
-        mask = np.array([m in s for m in "VAT"])
-        out["late_fusion"][s] = score(y, lf_predict(lf, table, test, table.presence[test] & mask[None]), len(CLASSES))
+    stage1 = keep / f"stage1-seed{seed}"
+    for arm in arms:
+        needs = STAGE1 in ARMS[arm][0]
+        if needs and not (stage1 / "COMPLETE").is_file():
+            raise SystemExit(f"{arm} starts from two_stage's stage 1 of seed {seed}: run two_stage first ({stage1})")
+        out[arm] = train_eval(cache, runs, arm, arm_args(arm, epochs, stage1), epochs, seed)
+        out[arm]["_budget"] = budget(arm, epochs)
+        if arm == "two_stage":
+            shutil.rmtree(stage1, ignore_errors=True)
+            shutil.copytree(runs / arm / "fold1" / "stage1" / "checkpoints" / "best", stage1)
     shutil.rmtree(runs, ignore_errors=True)
     return out
+
+
+def table4_part(seed: int, work: Path, epochs: int, clips_per_class: int) -> dict:
+    """The Table 4 grid on one seed, two-stage: full-modality scores, stage budgets, carried."""
+    cache, _ = synthetic_cache(work / f"cache{seed}", seed, clips_per_class)
+    runs, out = work / f"runs{seed}", {}
+    for L, N, k in TABLE4:
+        grid = sets({"pool.length": L // 2, "inherent_length": L // 2, "pool.size": N, "pool.top_k": k})
+        r = train_eval(cache, runs, f"t4-{L}-{N}-{k}", ["--stage", "both", *grid], epochs, seed, top_k=k)
+        out[f"{L}/{N}/{k}"] = {"V+A+T": r["V+A+T"], "_stages": {s: {k2: v for k2, v in st.items() if k2 != "curve"}
+                                                               for s, st in r["_stages"].items()},
+                               "_transfer": r.get("_transfer"), "_seconds": r["_seconds"]}
+        shutil.rmtree(runs / f"t4-{L}-{N}-{k}", ignore_errors=True)
+    shutil.rmtree(runs, ignore_errors=True)
+    return {"table4": out}
 
 
 def library_commit() -> str:
@@ -206,85 +268,78 @@ def library_commit() -> str:
         return "unknown"
 
 
+def merge(parts_dir: Path, epochs: int, cpc: int) -> dict:
+    """results.json's content from every part in ``parts_dir`` (a seed part and its later ``--arms``
+    parts are combined; tuning seeds are refused)."""
+    per_seed: dict[int, dict] = {}
+    for f in sorted(parts_dir.glob("seed*.json")):
+        p = json.loads(f.read_text())
+        s = p["_seed"]
+        if s in TUNING_SEEDS:
+            raise SystemExit(f"{f}: seed {s} is a tuning seed and is never reported; delete the part")
+        per_seed.setdefault(s, {"_parts": []})
+        per_seed[s].update({k: v for k, v in p.items() if not k.startswith("_")})
+        per_seed[s]["_parts"].append({k: p[k] for k in ("_seconds", "_started", "_ended", "_commit")})
+    table4 = {json.loads(f.read_text())["_seed"]: json.loads(f.read_text()) for f in sorted(parts_dir.glob("table4*.json"))}
+    parts = [q for p in per_seed.values() for q in p["_parts"]] + [
+        {k: p[k] for k in ("_seconds", "_started", "_ended", "_commit")} for p in table4.values()]
+    seeds = sorted(per_seed)
+    return {"command": "bash benchmarks/controlled/run_all.sh (every --part as its own process, two at a time, "
+                       "then python benchmarks/controlled/run_controlled.py --merge)",
+            "commit": ", ".join(sorted({p["_commit"] for p in parts})), "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (CPU only)",
+            "seeds": seeds, "table4_seeds": sorted(table4), "epochs": epochs, "clips_per_class": cpc,
+            "signal": SIGNAL, "missing": MISSING, "settings": SETTINGS, "authors_code": AUTHORS_CODE, "remedy": REMEDY,
+            "arms": {a: {"args": ARMS[a][0], "budget": budget(a, epochs)} for a in ARMS},
+            "per_seed": [per_seed[s] for s in seeds], "table4": {str(s): table4[s]["table4"] for s in sorted(table4)},
+            "seconds": {"process": sum(p["_seconds"] for p in parts), "parts": len(parts),
+                        "wall": max(p["_ended"] for p in parts) - min(p["_started"] for p in parts)},
+            "seconds_per_arm": {a: float(np.mean([p[a]["_seconds"] for p in per_seed.values() if a in p]))
+                                for a in ARMS if any(a in p for p in per_seed.values())}}
+
+
 def main_cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1 seed, 6 epochs, no sweep")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--sweep-epochs", type=int, default=20, help="epochs per stage of the Table 4 sweep")
-    ap.add_argument("--part", help="run only this part and write it to --parts-dir: 'seed:N' (the rows of seed N) "
-                                   "'sweep:N' (the Table 4 sweep on seed N) or 'scale:N' (seed N's two-stage model with a "
-                                   "trained CLIP's logit scale); parallel processes, then --merge")
+    ap.add_argument("--epochs", type=int, default=EPOCHS, help="E, epochs per stage (one-stage arms: 2E)")
+    ap.add_argument("--part", help="'seed:N' (the arms of seed N) or 'table4:N' (the Table 4 grid on seed N), "
+                                   "written to --parts-dir; then --merge")
+    ap.add_argument("--arms", help="with --part seed:N, only these arms (comma-separated; the part file gets a suffix)")
     ap.add_argument("--merge", action="store_true", help="combine the parts in --parts-dir into results.json and RESULTS.md")
-    ap.add_argument("--parts-dir", type=Path, default=None, help="default: .parts (.parts-<N>-clips with --clips-per-class N)")
-    ap.add_argument("--clips-per-class", type=int, default=CLIPS_PER_CLASS,
-                    help="clips per class in each synthetic cache; other than the default, results go to "
-                         "results-<N>-clips.json / RESULTS-<N>-clips.md (how the gaps change with more data)")
+    ap.add_argument("--parts-dir", type=Path, default=HERE / ".parts")
+    ap.add_argument("--clips-per-class", type=int, default=CLIPS_PER_CLASS)
+    ap.add_argument("--out", type=Path, default=HERE, help="where --merge writes results.json and RESULTS.md")
     args = ap.parse_args()
-    cpc = args.clips_per_class
-    scaled = "" if cpc == CLIPS_PER_CLASS else f"-{cpc}-clips"
-    args.parts_dir = args.parts_dir or HERE / f".parts{scaled}"
-    # One thread: the machine has 2 cores and intra-op threads only add contention at these sizes.
-    torch.set_num_threads(1)
-    seeds = [0] if args.quick else list(range(args.seeds))
-    epochs = 6 if args.quick else args.epochs
-    t0, started, commit = time.perf_counter(), time.time(), library_commit()  # the library the part starts with
-    if args.part:
-        kind, seed = args.part.split(":")
-        work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
-        args.parts_dir.mkdir(parents=True, exist_ok=True)
-        if kind == "sweep":
-            res = one_seed(int(seed), work, epochs, sweep=True, rows=False, sweep_epochs=args.sweep_epochs,
-                           clips_per_class=cpc)
-        elif kind == "scale":
-            res = scale_arm(int(seed), work, epochs, cpc)
-        else:
-            res = one_seed(int(seed), work, epochs, sweep=False, clips_per_class=cpc)
-        res |= {"_seconds": time.perf_counter() - t0, "_started": started, "_ended": time.time(),
-                "_commit": commit}
-        (args.parts_dir / f"{kind}{seed}.json").write_text(json.dumps(res, indent=2))
-        shutil.rmtree(work, ignore_errors=True)
+    torch.set_num_threads(1)  # 2 cores, two parts at a time: intra-op threads only add contention
+    if args.merge:
+        results = merge(args.parts_dir, args.epochs, args.clips_per_class)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        write_markdown(results, args.out / "RESULTS.md")
+        print(f"wrote {args.out / 'results.json'} and RESULTS.md: seeds {results['seeds']}, Table 4 seeds {results['table4_seeds']}")
         return
-    if args.merge:
-        per_seed = [json.loads((args.parts_dir / f"seed{s}.json").read_text()) for s in seeds]
-        for s, p in zip(seeds, per_seed):  # the trained-CLIP logit scale arm, where it was run
-            f = args.parts_dir / f"scale{s}.json"
-            if f.is_file():
-                p["two_stage_scale100"] = json.loads(f.read_text())["two_stage_scale100"]
-        sweeps = {int(f.stem[5:]): json.loads(f.read_text()) for f in sorted(args.parts_dir.glob("sweep*.json"))}
-        parts = [json.loads(f.read_text()) for f in sorted(args.parts_dir.glob("*.json"))]
-        seconds = sum(p["_seconds"] for p in parts)
-        wall = max(p["_ended"] for p in parts) - min(p["_started"] for p in parts)
-        note = (f"{len(parts)} parts as parallel processes, two at a time: {seconds / 60:.0f} min of process time, "
-                f"{wall / 60:.0f} min from the first start to the last end")
-        commits = sorted({p["_commit"] for p in parts})
-    else:
-        work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
-        per_seed = [one_seed(s, work, epochs, sweep=False, clips_per_class=cpc) | scale_arm(s, work / "scale", epochs, cpc)
-                    for s in seeds]
-        sweeps = {} if args.quick else {s: one_seed(s, work, epochs, sweep=True, rows=False, sweep_epochs=args.sweep_epochs,
-                                                    clips_per_class=cpc) for s in SWEEP_SEEDS}
+    if not args.part:
+        ap.error("name a --part (seed:N or table4:N) or --merge")
+    kind, seed = args.part.split(":")
+    seed = int(seed)
+    t0, started, commit = time.perf_counter(), time.time(), library_commit()
+    work = Path(tempfile.mkdtemp(prefix="umbenet-controlled-"))
+    args.parts_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if kind == "table4":
+            res, name = table4_part(seed, work, args.epochs, args.clips_per_class), f"table4-{seed}"
+        elif kind == "seed":
+            arms = args.arms.split(",") if args.arms else list(ARMS)
+            unknown = sorted(set(arms) - set(ARMS))
+            if unknown:
+                ap.error(f"unknown arms {unknown}; the arms are {list(ARMS)}")
+            res = seed_part(seed, work, args.epochs, args.clips_per_class, arms, args.parts_dir / "checkpoints")
+            name = f"seed{seed}" + (f"-{'+'.join(arms)}" if args.arms else "")
+        else:
+            ap.error(f"--part {args.part!r}: use seed:N or table4:N")
+        res |= {"_seed": seed, "_seconds": time.perf_counter() - t0, "_started": started, "_ended": time.time(),
+                "_commit": commit}
+        (args.parts_dir / f"{name}.json").write_text(json.dumps(res, indent=1))
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-        seconds = time.perf_counter() - t0
-        note, commits = "one process", [commit]
-    command = ("python benchmarks/controlled/run_controlled.py" + (" --quick" if args.quick else "")
-               + (f" --clips-per-class {cpc}" if scaled else ""))
-    if args.merge:
-        sweep_part = f", --part sweep:N for N in {sorted(sweeps)}" if sweeps else ""
-        if (args.parts_dir / "scale0.json").is_file():
-            sweep_part += f", --part scale:N for N in {seeds}"
-        command = (f"{command} --part seed:N for N in {seeds}{sweep_part} (separate processes, two at a "
-                   f"time), then {command} --merge" + (f" --seeds {len(seeds)}" if len(seeds) != 5 else ""))
-    results = {"command": command, "commit": ", ".join(commits), "date": time.strftime("%Y-%m-%d"),
-               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (CPU only)",
-               "seeds": seeds, "epochs": epochs, "sweep_epochs": args.sweep_epochs, "clips_per_class": cpc,
-               "signal": SIGNAL, "missing": MISSING, "settings": model_overrides(epochs)[1::2], "arms": ARMS,
-               "per_seed": per_seed, "sweep": {str(k): v["sweep"] for k, v in sweeps.items()},
-               "seconds": seconds, "seconds_note": note}
-    suffix = "-quick" if args.quick else scaled
-    (HERE / f"results{suffix}.json").write_text(json.dumps(results, indent=2))
-    write_markdown(results, HERE / f"RESULTS{suffix}.md")
-    print((HERE / f"RESULTS{suffix}.md").read_text())
 
 
 if __name__ == "__main__":

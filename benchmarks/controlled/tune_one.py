@@ -1,6 +1,7 @@
 """One short tuning run of the controlled benchmark on a seed that is not reported (default 10):
 train + eval with the benchmark's settings plus extra CLI arguments / `key=value` overrides, print
-the test WAR per subset and each stage's best validation UAR. How RESULTS.md's settings were chosen:
+the test WAR per subset and each stage's best validation UAR. Seeds 10 and 11 are the tuning seeds
+(run_controlled.TUNING_SEEDS). How the benchmark's settings were chosen (with its settings of the time):
 
     .venv/bin/python benchmarks/controlled/tune_one.py --name base -- --stage both
     .venv/bin/python benchmarks/controlled/tune_one.py --name wd -- --stage both optim.optimizer=adamw optim.weight_decay=0.1
@@ -34,7 +35,7 @@ work = Path(tempfile.mkdtemp(prefix="umbenet-tune-"))
 cache, _ = rc.synthetic_cache(work / "cache", a.seed, a.cpc)
 extra = [x for r in a.rest for x in ((["--set", r]) if "=" in r and not r.startswith("--") else [r])]
 t0 = time.time()
-res = rc.train_eval(cache, work / "runs", a.name, extra, a.epochs)  # later --set values override earlier ones
+res = rc.train_eval(cache, work / "runs", a.name, extra, a.epochs, a.seed)  # later --set values override earlier ones
 info = {}
 for f in sorted((work / "runs" / a.name / "fold1").glob("*/result.json")):
     r = json.loads(f.read_text())
