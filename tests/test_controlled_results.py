@@ -101,6 +101,8 @@ def test_markdown_finds_the_planted_difference_only_and_keeps_the_reading(tmp_pa
         p["two_stage_carry_none"] = _arm(rng, base + 0.03, ("stage2",))  # null: level with two_stage
         p["two_stage"]["_transfer"] = {"rule": "significant", "carried": 18, "fresh": 14, "would_carry": {
             "significant": 18, "above_uniform": 22, "top": 13, "any": 32, "all": 32, "none": 0}}
+        p["selection"] = {"before": {"significant": list(range(10))}, "after": {"significant": list(range(4, 22))},
+                          "significant_both": 6, "top_both": {"V": 1, "A": 0, "T": 2}}
         ps.append(p)
     results = {"command": "c", "commit": "abc", "date": "2026-12-07", "machine": "m", "seeds": list(range(12)),
                "epochs": 20, "clips_per_class": 120, "signal": {}, "settings": {"pool.size": 32, "pool.top_k": 5,
@@ -126,6 +128,12 @@ def test_markdown_finds_the_planted_difference_only_and_keeps_the_reading(tmp_pa
     assert "| two-stage, carry none | 20 + 20 | (two-stage's) + 20.0 |" in budgets
     carried = text.split("## What stage 2 carried")[1].split("##")[0]
     assert "| significant | 18 [18-18] | 9 [9-9] |" in carried
+    assert "| two-stage | 10 [10-10] | 18 [18-18] | 6 [6-6] | 5.6 | 1.0 of 5 (chance 0.8) | 0.0 of 5" in carried
+    # Pre-training + transfer = two-stage − one-stage, row by row (the planted 3 points are all pre-training).
+    for row in text.split("### Which part")[1].split("##")[0].splitlines():
+        if row.startswith("| ") and "[" in row:
+            pre, tr, total = (float(c.split("[")[0]) for c in row.split("|")[2:5])
+            assert pre + tr == pytest.approx(total, abs=0.15) and total == pytest.approx(3.0, abs=0.5)
     assert "| 2026-12-07 | abc | equal budgets" in text
     wr.write_markdown(results, path)
     assert path.read_text() == text  # rewriting is stable
@@ -152,11 +160,19 @@ def test_a_seed_part_runs_the_arms_through_the_cli_and_merges(tmp_path, monkeypa
     assert none["_transfer"]["would_carry"] == ts["_transfer"]["would_carry"]  # the same stage 1, the same counts
     assert set(part["untrained_transfer"]["paper"]) >= {"significant", "above_uniform", "any", "top"}
     assert len(ts["_stages"]["stage2"]["curve"]) == 1 and 0 <= ts["V+A+T"]["war"] <= 1
+    # The selection part rebuilds the arm's stage-1 model: before training it picks what the
+    # untrained control counted, after it (the kept checkpoint) what stage 2 carried.
+    sel = rc.selection_part(0, tmp_path / "w2", 1, 6, keep)["selection"]
+    assert len(sel["before"]["significant"]) == part["untrained_transfer"]["paper"]["significant"]
+    assert len(sel["after"]["significant"]) == ts["_transfer"]["carried"]
+    assert all(len(v) == 2 for v in sel["after"]["top"].values())
     parts = tmp_path / "parts"
     (parts / "seed0.json").write_text(json.dumps(part | {"_seed": 0, "_seconds": 1.0, "_started": 0.0, "_ended": 1.0,
                                                           "_commit": "abc"}))
+    (parts / "selection-0.json").write_text(json.dumps({"selection": sel, "_seed": 0}))
     merged = rc.merge(parts, 1, 6)
     assert merged["seeds"] == [0] and merged["per_seed"][0]["two_stage"]["V+A+T"] == ts["V+A+T"]
+    assert merged["per_seed"][0]["selection"] == sel
     (parts / "seed10.json").write_text((parts / "seed0.json").read_text().replace('"_seed": 0', '"_seed": 10'))
     with pytest.raises(SystemExit, match="tuning seed"):
         rc.merge(parts, 1, 6)

@@ -60,6 +60,7 @@ from umbenet_cli.data.synthetic import (SyntheticSpec, bayes_log_likelihoods, ba
                                         write_synthetic_cache)
 from umbenet_cli.evaluation.metrics import confusion_matrix, uar, war  # noqa: E402
 from umbenet_cli.model import load_backbone  # noqa: E402
+from umbenet_cli.model.checkpoint import load_weights  # noqa: E402
 from umbenet_cli.model.config import TINY_BACKBONE, UMBEnetConfig  # noqa: E402
 from umbenet_cli.model.umbenet import UMBEnet  # noqa: E402
 from umbenet_cli.training.data import make_splits  # noqa: E402
@@ -172,22 +173,54 @@ def transfer_summary(init: dict, top_k: int) -> dict:
     return out
 
 
+def stage1_model(seed: int, extra: dict, epochs: int) -> UMBEnet:
+    """The stage-1 model a run of this benchmark builds before training (``build_stage_model``:
+    the seed, then the model from the preset and the run's settings)."""
+    cfg = UMBEnetConfig.preset("tiny").override({k: str(v) for k, v in (SETTINGS | extra | {"optim.max_epochs": epochs}).items()}
+                                                | {"classes": list(CLASSES)})
+    torch.manual_seed(seed)
+    return UMBEnet(cfg, backbone=load_backbone(cfg.backbone))
+
+
 def untrained_control(cache: Path, seed: int, epochs: int) -> dict:
     """The counting pass on the stage-1 model as built, before any training (same seed, same
     training clips): how many prompts each rule would carry from a model that learned nothing.
-    ``significant`` measures how concentrated the query's selections are, which an untrained
-    encoder's per-modality clustering already makes them; the arms' difference is what training adds."""
+    ``significant`` tests against a query without preference; an untrained encoder's queries
+    already cluster by modality, so it passes some prompts before anything is learned."""
     table = read_features(cache)
+    rows = make_splits(table, 1, 0.1, seed).train
     out = {}
     for name, extra in (("paper", {}), ("authors_code", AUTHORS_CODE)):
-        cfg = UMBEnetConfig.preset("tiny").override({k: str(v) for k, v in (SETTINGS | extra | {"optim.max_epochs": epochs}).items()}
-                                                    | {"classes": list(CLASSES)})
-        torch.manual_seed(seed)
-        model = UMBEnet(cfg, backbone=load_backbone(cfg.backbone))
-        rows = make_splits(table, 1, 0.1, seed).train
-        seen = count_selections(model, table, rows, table.presence, DistInfo(), cfg.optim.batch_size)
-        out[name] = {r: int(activated(seen.queries, cfg.pool.top_k, r).sum()) for r in TRANSFER_RULES}
+        model = stage1_model(seed, extra, epochs)
+        seen = count_selections(model, table, rows, table.presence, DistInfo(), model.config.optim.batch_size)
+        out[name] = {r: int(activated(seen.queries, model.config.pool.top_k, r).sum()) for r in TRANSFER_RULES}
     return out
+
+
+def selection_part(seed: int, work: Path, epochs: int, clips_per_class: int, keep: Path) -> dict:
+    """Which prompts the counting pass picks before and after stage 1 (two_stage's kept stage-1
+    checkpoint of this seed): the significant sets and each modality's k most selected, and how
+    much they overlap. Overlap by chance of sets of a and b of N prompts: a * b / N."""
+    cache, _ = synthetic_cache(work / f"cache{seed}", seed, clips_per_class)
+    ckpt = keep / f"stage1-seed{seed}"
+    if not (ckpt / "COMPLETE").is_file():
+        raise SystemExit(f"selection:{seed} reads two_stage's stage-1 checkpoint: run --part seed:{seed} first ({ckpt})")
+    table = read_features(cache)
+    rows = make_splits(table, 1, 0.1, seed).train
+    model = stage1_model(seed, {}, epochs)
+    k = model.config.pool.top_k
+    sets_ = {}
+    for when in ("before", "after"):
+        if when == "after":
+            load_weights(model, ckpt)
+        seen = count_selections(model, table, rows, table.presence, DistInfo(), model.config.optim.batch_size)
+        sets_[when] = {"significant": torch.nonzero(activated(seen.queries, k, "significant")).flatten().tolist(),
+                       "top": {m: torch.argsort(seen.counts[c], descending=True, stable=True)[:k].tolist()
+                               for m, c in MODALITY_CODES.items()}}
+    b, a = set(sets_["before"]["significant"]), set(sets_["after"]["significant"])
+    return {"selection": sets_ | {"significant_both": len(a & b),
+                                  "top_both": {m: len(set(sets_["before"]["top"][m]) & set(sets_["after"]["top"][m]))
+                                               for m in MODALITY_CODES}}}
 
 
 def synthetic_cache(folder: Path, seed: int, clips_per_class: int) -> tuple[Path, SyntheticSpec]:
@@ -280,6 +313,10 @@ def merge(parts_dir: Path, epochs: int, cpc: int) -> dict:
         per_seed.setdefault(s, {"_parts": []})
         per_seed[s].update({k: v for k, v in p.items() if not k.startswith("_")})
         per_seed[s]["_parts"].append({k: p[k] for k in ("_seconds", "_started", "_ended", "_commit")})
+    for f in sorted(parts_dir.glob("selection-*.json")):
+        p = json.loads(f.read_text())
+        if p["_seed"] in per_seed:
+            per_seed[p["_seed"]]["selection"] = p["selection"]
     table4 = {json.loads(f.read_text())["_seed"]: json.loads(f.read_text()) for f in sorted(parts_dir.glob("table4*.json"))}
     parts = [q for p in per_seed.values() for q in p["_parts"]] + [
         {k: p[k] for k in ("_seconds", "_started", "_ended", "_commit")} for p in table4.values()]
@@ -301,8 +338,9 @@ def merge(parts_dir: Path, epochs: int, cpc: int) -> dict:
 def main_cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=EPOCHS, help="E, epochs per stage (one-stage arms: 2E)")
-    ap.add_argument("--part", help="'seed:N' (the arms of seed N) or 'table4:N' (the Table 4 grid on seed N), "
-                                   "written to --parts-dir; then --merge")
+    ap.add_argument("--part", help="'seed:N' (the arms of seed N), 'table4:N' (the Table 4 grid on seed N) or "
+                                   "'selection:N' (the prompts selected before and after seed N's stage 1), written to "
+                                   "--parts-dir; then --merge")
     ap.add_argument("--arms", help="with --part seed:N, only these arms (comma-separated; the part file gets a suffix)")
     ap.add_argument("--merge", action="store_true", help="combine the parts in --parts-dir into results.json and RESULTS.md")
     ap.add_argument("--parts-dir", type=Path, default=HERE / ".parts")
@@ -326,6 +364,9 @@ def main_cli() -> None:
     try:
         if kind == "table4":
             res, name = table4_part(seed, work, args.epochs, args.clips_per_class), f"table4-{seed}"
+        elif kind == "selection":
+            res = selection_part(seed, work, args.epochs, args.clips_per_class, args.parts_dir / "checkpoints")
+            name = f"selection-{seed}"
         elif kind == "seed":
             arms = args.arms.split(",") if args.arms else list(ARMS)
             unknown = sorted(set(arms) - set(ARMS))
@@ -334,7 +375,7 @@ def main_cli() -> None:
             res = seed_part(seed, work, args.epochs, args.clips_per_class, arms, args.parts_dir / "checkpoints")
             name = f"seed{seed}" + (f"-{'+'.join(arms)}" if args.arms else "")
         else:
-            ap.error(f"--part {args.part!r}: use seed:N or table4:N")
+            ap.error(f"--part {args.part!r}: use seed:N, table4:N or selection:N")
         res |= {"_seed": seed, "_seconds": time.perf_counter() - t0, "_started": started, "_ended": time.time(),
                 "_commit": commit}
         (args.parts_dir / f"{name}.json").write_text(json.dumps(res, indent=1))

@@ -193,6 +193,43 @@ def carried_table(ps: list[dict], seeds: list[int]) -> list[str]:
     return out + ["", f"Carried by the two-stage arm per seed (significant, of 32): {per_seed}."]
 
 
+def selection_lines(ps: list[dict], pool_size: int, top_k: int) -> list[str]:
+    """Which prompts the counting pass picks before and after stage 1 (``selection:N`` parts)."""
+    if not all("selection" in p for p in ps):
+        return []
+    sel = [p["selection"] for p in ps]
+    before = [len(x["before"]["significant"]) for x in sel]
+    after = [len(x["after"]["significant"]) for x in sel]
+    both = [x["significant_both"] for x in sel]
+    chance = np.mean([b * a / pool_size for b, a in zip(before, after)])
+    out = ["", "The same prompts? The counting pass of the two-stage arm's model before stage 1 and after it (its "
+           "best checkpoint), median [range] over seeds; chance = the overlap of random sets of those sizes "
+           f"(a x b / {pool_size}).", "",
+           "| | significant before | significant after | in both | in both by chance, mean |"
+           + "".join(f" {m}: top-{top_k} in both |" for m in ("V", "A", "T")),
+           "|---|---|---|---|---|---|---|---|",
+           f"| two-stage | {spread(before)} | {spread(after)} | {spread(both)} | {chance:.1f} |"
+           + "".join(f" {np.mean([x['top_both'][m] for x in sel]):.1f} of {top_k} (chance {top_k * top_k / pool_size:.1f}) |"
+                     for m in ("V", "A", "T"))]
+    return out
+
+
+def decomposition(ps: list[dict]) -> list[str]:
+    """two-stage − one-stage = (carry none − one-stage: the unimodal pre-training without the
+    prompts) + (two-stage − carry none: the carried prompts), seed by seed."""
+    need = ("two_stage", "one_stage", "two_stage_carry_none")
+    if not all(a in p for a in need for p in ps):
+        return []
+    out = ["| subset | pre-training: carry none − one-stage | transfer: two-stage − carry none | "
+           "sum: two-stage − one-stage |", "|---|---|---|---|"]
+    for s in ROWS:
+        v = {a: values(ps, a, s) for a in need}
+        cells = [paired(v["two_stage_carry_none"], v["one_stage"]), paired(v["two_stage"], v["two_stage_carry_none"]),
+                 paired(v["two_stage"], v["one_stage"])]
+        out.append(f"| {s} | " + " | ".join(f"{c['mean']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}]" for c in cells) + " |")
+    return out
+
+
 CURVE_EPOCHS = (1, 2, 3, 5, 10, 15, 20, 30, 40)
 
 
@@ -312,11 +349,16 @@ def write_markdown(results: dict, path: Path) -> None:
             continue
         table, st = comparison(ps, other)
         lines += ["", f"### two-stage − {ARM_TEXT[other]}", "", f"What it isolates: {text}.", "", *table, "", sentence(st)]
+    parts = decomposition(ps)
+    if parts:
+        lines += ["", "### Which part: pre-training or transfer (WAR, mean [95% t interval])", "",
+                  "Seed by seed, two-stage − one-stage is the sum of the two columns before it: stage 1's unimodal "
+                  "pre-training with a fresh pool, and the prompts stage 2 carries on top of it.", "", *parts]
     lines += ["", "## What stage 2 carried, and what an untrained model would", "",
               "Prompts of 32 each rule activates, median [range] over seeds, from the counting pass (each training "
               "clip presenting each modality alone, eval mode) of stage 1's best checkpoint, and of the same model "
               "before any training (same seed, same clips): the control for a rule that decides from data.", "",
-              *carried_table(ps, seeds),
+              *carried_table(ps, seeds), *selection_lines(ps, s["pool.size"], s["pool.top_k"]),
               "", "## Validation UAR by epoch (mean over seeds; mean lr in brackets)", "",
               "Stage 1's column is the mean of the unimodal UARs, every other row all modalities together.", "",
               *curve_table(ps)]
