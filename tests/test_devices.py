@@ -1,6 +1,8 @@
 """The one device resolver: every spelling, on a machine with and without GPUs (torch.cuda patched)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -11,10 +13,14 @@ from umbenet_cli.devices import DeviceError, check_gpus, parse_gpus, resolve_dev
 @pytest.fixture
 def gpus(monkeypatch):
     """Pretend this machine has ``n`` CUDA GPUs (0: a CUDA build that sees none)."""
-    def have(n: int, bf16: bool = True):
+    def have(n: int, bf16: bool = True, majors: list[int] | None = None):
+        """``majors``: each GPU's compute capability major (8+: native bfloat16); current device 0."""
+        majors = majors or [8 if bf16 else 7] * n
         monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "get_device_properties",
+                            lambda i=None: SimpleNamespace(major=majors[0 if i is None else int(getattr(i, "index", i) or 0)]))
     for var in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "CUDA_VISIBLE_DEVICES"):
         monkeypatch.delenv(var, raising=False)
     return have
@@ -141,6 +147,12 @@ def test_precision_follows_the_device(gpus):
     gpus(1, bf16=False)  # V100, T4: no native bf16 -> fp32, never emulated bf16
     assert devices.autocast_dtype(torch.device("cuda", 0)) is None
     assert devices.autocast_dtype(torch.device("cpu")) is None
+    # A mixed box (A100 as cuda:0, the process's current device; V100 as cuda:1): each device's
+    # own card decides, where torch.cuda.is_bf16_supported() would answer for cuda:0 both times.
+    gpus(2, majors=[8, 7])
+    assert devices.autocast_dtype(torch.device("cuda", 0)) is torch.bfloat16
+    assert devices.autocast_dtype(torch.device("cuda", 1)) is None
+    assert devices.autocast_dtype(torch.device("cuda")) is torch.bfloat16  # no index: the current one
     with devices.train_precision(torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")
     with torch.autocast("cpu", dtype=torch.bfloat16), devices.inference_precision(torch.device("cpu")):

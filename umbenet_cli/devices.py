@@ -215,10 +215,15 @@ def cuda_unused_note(device: torch.device) -> str | None:
 # ----------------------------------------------------------------------------------- precision
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``device`` (training's forward pass, prep's image tower), or None
-    for plain float32: bfloat16 only where the GPU has it natively, never emulated (V100, T4)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+    for plain float32: bfloat16 only where the GPU has it natively, never emulated (V100, T4).
+    Asks ``device``'s own GPU (``cuda:1`` on a mixed box), not the process's current one, which
+    is what ``torch.cuda.is_bf16_supported`` asks."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    if torch.version.hip:  # ROCm: every architecture it supports has bfloat16
         return torch.bfloat16
-    return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.bfloat16 if torch.cuda.get_device_properties(index).major >= 8 else None
 
 
 def precision_name(device: torch.device) -> str:

@@ -25,7 +25,7 @@ GPUS = {"Tesla V100-SXM2-16GB": (7, 0), "Tesla T4": (7, 5), "NVIDIA A100-SXM4-40
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """``fake_gpu(name)``: this machine has one CUDA GPU ``name`` of its real compute capability
-    (torch's own is_bf16_supported then decides from it, as on that card)."""
+    (devices.autocast_dtype then decides from it, as on that card)."""
     def have(name: str) -> None:
         major, minor = GPUS[name]
         props = SimpleNamespace(name=name, major=major, minor=minor)
