@@ -163,14 +163,11 @@ def sentence(st: dict) -> str:
     behind = [s for s, p in st.items() if p["hi"] < 0]
     open_ = [s for s in st if s not in ahead and s not in behind]
     halves = [p["half"] for p in st.values()]
-    parts = []
-    if ahead:
-        parts.append(f"two-stage is ahead on {', '.join(ahead)}")
-    if behind:
-        parts.append(f"two-stage is behind on {', '.join(behind)}")
-    if open_:
-        parts.append(f"not resolved on {', '.join(open_)}")
-    return (f"Resolved: {'; '.join(parts)}. The 95% intervals are +/-{min(halves):.1f} to {max(halves):.1f} points "
+    parts = [f"ahead on {', '.join(ahead)}"] * bool(ahead) + [f"behind on {', '.join(behind)}"] * bool(behind)
+    head = f"Resolved: two-stage is {'; '.join(parts)}." if parts else "No row is resolved."
+    if parts and open_:
+        head += f" Not resolved: {', '.join(open_)}."
+    return (f"{head} The 95% intervals are +/-{min(halves):.1f} to {max(halves):.1f} points "
             f"wide; a true difference below {min(p['mdd'] for p in st.values()):.1f}-"
             f"{max(p['mdd'] for p in st.values()):.1f} points would be missed more often than one time in five.")
 
