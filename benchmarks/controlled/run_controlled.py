@@ -28,8 +28,8 @@ epochs run, best epoch and validation curve, what stage 2 carried (and what ever
 would have carried from the same counts), and the counting pass of the *untrained* stage-1 model
 (a control: what the rule carries before anything is learned). ``table4:N`` parts train the paper's
 Table 4 grid (total prompt length x pool size x top-k; length split half pool, half inherent as
-the authors' code) two-stage. Seeds 10 and 11 are tuning seeds (tune_one.py, the remedy's choice)
-and never reported. Results: results.json and RESULTS.md beside this script; CI never runs this.
+the authors' code) two-stage. Seeds 10 and 11 are tuning seeds (tune_one.py's default, the
+script's first full run) and never reported. Results: results.json and RESULTS.md beside this script; CI never runs this.
 """
 from __future__ import annotations
 
@@ -84,8 +84,10 @@ SETTINGS = {"audio.input": "logmel", "audio.seconds": 1.0, "audio.channels": 32,
 AUTHORS_CODE = {"pool.query_scope": "batch", "pool.train_keys": False, "pool.key_loss_weight": 0.0,
                 "sff.gate": "scalar", "sff.combine": "sum", "sff.l1_lambda": 0.01, "optim.lr": 2e-4,
                 "optim.weight_decay": 1e-6, "optim.plateau_factor": 0.3, "optim.plateau_threshold": 1e-3}
-# The remedy tested for stage 2's early best epoch (chosen on the tuning seeds, RESULTS.md says why):
-# stage 2 from two_stage's stage 1 with the learning rate a tenth of stage 1's.
+# The remedy arm for stage 2's early best epoch in the earlier runs (best at epoch 1-10 of 20): the
+# issue's first suspect, too high a learning rate after the transfer. Fixed before any reported seed
+# ran (seed 10, a tuning seed, ran every arm first to check the script and the cost): stage 2 from
+# two_stage's stage 1 at a tenth of the learning rate, the authors' 2e-4.
 REMEDY = {"optim.lr": 2e-4}
 TABLE4 = [(32, 8, 5), (32, 16, 5), (32, 32, 5), (64, 8, 3), (64, 8, 5), (64, 16, 3), (64, 16, 5), (64, 32, 3), (64, 32, 5)]
 STAGE1 = "{stage1}"  # in an arm's arguments: two_stage's stage-1 checkpoint of the same seed
