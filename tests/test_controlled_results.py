@@ -123,8 +123,8 @@ def test_markdown_finds_the_planted_difference_only_and_keeps_the_reading(tmp_pa
     assert none.count("not resolved (interval spans 0)") >= 5  # the null arm: at most chance's share resolved
     assert "### two-stage − authors' code" not in text  # no section for an arm that did not run
     budgets = text.split("## Budgets")[1].split("##")[0]
-    assert "| two-stage | 20 + 20 | 20.0 + 20.0 | 7 [7-7] + 7 [7-7] |" in budgets
-    assert "| one-stage | 40 | 20.0 | 7 [7-7] |" in budgets
+    assert "| two-stage | 20 + 20 | 20.0 + 20.0 | 7 [7-7] + 7 [7-7] | 27 [27-27] |" in budgets
+    assert "| one-stage | 40 | 20.0 | 7 [7-7] | 7 [7-7] |" in budgets
     assert "| two-stage, carry none | 20 + 20 | (two-stage's) + 20.0 |" in budgets
     carried = text.split("## What stage 2 carried")[1].split("##")[0]
     assert "| significant | 18 [18-18] | 9 [9-9] |" in carried

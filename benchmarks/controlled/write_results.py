@@ -122,8 +122,8 @@ def spread(v) -> str:
 
 
 def budget_table(ps: list[dict], results: dict) -> list[str]:
-    out = ["| arm | epochs allowed | epochs run, mean | best epoch, median [range] | best validation UAR, mean | "
-           "time per run, mean |", "|---|---|---|---|---|---|"]
+    out = ["| arm | epochs allowed | epochs run, mean | best epoch, median [range] | the same, counted from the first epoch "
+           "of training | best validation UAR, mean | time per run, mean |", "|---|---|---|---|---|---|---|"]
     secs = results.get("seconds_per_arm", {})
     for a in arms_of(ps):
         stages = list(ps[0][a]["_budget"])
@@ -139,7 +139,12 @@ def budget_table(ps: list[dict], results: dict) -> list[str]:
                 best.append("(two-stage's)")
                 val.append("—")
         t = f"{secs[a]:.0f} s" if a in secs else "—"
-        out.append(f"| {ARM_TEXT[a]} | {allowed} | {' + '.join(ran)} | {' + '.join(best)} | {' / '.join(val)} | {t} |")
+        last = stages[-1]
+        before = [sum(p[a]["_stages"][s]["epochs"] if s in p[a]["_stages"] else p[a]["_budget"][s] for s in stages[:-1])
+                  for p in ps]  # an --init-from arm's stage 1 is two-stage's, which ran its whole budget
+        overall = spread([b + p[a]["_stages"][last]["best_epoch"] for b, p in zip(before, ps)])
+        out.append(f"| {ARM_TEXT[a]} | {allowed} | {' + '.join(ran)} | {' + '.join(best)} | {overall} | {' / '.join(val)} "
+                   f"| {t} |")
     return out
 
 
