@@ -120,6 +120,7 @@ def test_markdown_finds_the_planted_difference_only_and_keeps_the_reading(tmp_pa
     assert len(rows) == 7 and all("two-stage ahead" in r for r in rows)
     assert all(float(r.split("|")[2].split("±")[0]) == pytest.approx(3.0, abs=0.5) for r in rows)
     assert "Resolved: two-stage is ahead on V, A, T, V+T, V+A, A+T, V+A+T." in one
+    assert "+0.48 UAR / +1.26 WAR with 11 classes" in one and "is within reach." in one  # sd 0.7 here
     assert none.count("not resolved (interval spans 0)") >= 5  # the null arm: at most chance's share resolved
     assert "### two-stage − authors' code" not in text  # no section for an arm that did not run
     budgets = text.split("## Budgets")[1].split("##")[0]
