@@ -22,6 +22,11 @@ def test_paired_is_the_paired_t_interval_and_mdd_has_80_percent_power():
     assert (p["lo"], p["hi"]) == pytest.approx((ci.low, ci.high))
     assert p["half"] == pytest.approx((ci.high - ci.low) / 2)
     assert p["wins"] == int((d > 0).sum()) and p["n"] == 5
+    assert p["p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    # Holm: step down from the smallest p-value, stop at the first that misses alpha / (m - i).
+    assert wr.holm({"a": 0.001, "b": 0.012, "c": 0.03, "d": 0.5}) == {"a", "b"}  # 0.012 <= 0.05/3, 0.03 > 0.05/2
+    assert wr.holm({"a": 0.03, "b": 0.04}) == set()  # 0.03 > 0.05 / 2
+    assert wr.holm({"a": 0.02, "b": 0.024}) == {"a", "b"}
     assert wr.verdict(p) == "not resolved (interval spans 0)"
     assert wr.verdict(wr.paired(a + np.array([3, 4, 5, 4, 3.5]), a)).startswith("two-stage ahead")
     assert wr.verdict(wr.paired(a, a + np.array([3, 4, 5, 4, 3.5]))).startswith("two-stage behind")
@@ -119,7 +124,7 @@ def test_markdown_finds_the_planted_difference_only_and_keeps_the_reading(tmp_pa
     rows = [r for r in one.splitlines() if r.startswith("| ") and "±" in r and "subset" not in r]
     assert len(rows) == 7 and all("two-stage ahead" in r for r in rows)
     assert all(float(r.split("|")[2].split("±")[0]) == pytest.approx(3.0, abs=0.5) for r in rows)
-    assert "Resolved: two-stage is ahead on V, A, T, V+T, V+A, A+T, V+A+T." in one
+    assert "Resolved: two-stage is ahead on V, A, T, V+T, V+A, A+T, V+A+T. Of these, V, A, T, V+T, V+A, A+T, V+A+T hold" in one
     assert "+0.48 UAR / +1.26 WAR with 11 classes" in one and "is within reach." in one  # sd 0.7 here
     assert none.count("not resolved (interval spans 0)") >= 5  # the null arm: at most chance's share resolved
     assert "### two-stage − authors' code" not in text  # no section for an arm that did not run

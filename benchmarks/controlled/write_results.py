@@ -83,7 +83,18 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict:
     half = stats.t.ppf(0.975, n - 1) * se if n > 1 else float("nan")
     return {"mean": float(d.mean()), "se": float(se), "lo": float(d.mean() - half), "hi": float(d.mean() + half),
             "half": float(half), "wins": int((d > 0).sum()), "n": n, "per_seed": d.round(1).tolist(),
-            "mdd": mdd(float(d.std(ddof=1)) if n > 1 else float("nan"), n)}
+            "mdd": mdd(float(d.std(ddof=1)) if n > 1 else float("nan"), n),
+            "p": float(2 * stats.t.sf(abs(d.mean()) / se, n - 1)) if n > 1 and se > 0 else float("nan")}
+
+
+def holm(pvalues: dict, alpha: float = 0.05) -> set:
+    """The keys whose p-values Holm's step-down procedure rejects at family-wise ``alpha``."""
+    out = set()
+    for i, (key, pv) in enumerate(sorted(pvalues.items(), key=lambda kv: kv[1])):
+        if not pv <= alpha / (len(pvalues) - i):
+            break
+        out.add(key)
+    return out
 
 
 def mdd(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -155,14 +166,17 @@ def budget_table(ps: list[dict], results: dict) -> list[str]:
 def comparison(ps: list[dict], other: str, metric: str = "war") -> tuple[list[str], dict]:
     """The table of two_stage − ``other`` per subset, and the paired statistics."""
     out = ["| subset | two-stage − " + ARM_TEXT[other] + f", {metric.upper()}: mean ± SE [95% t interval] | seeds "
-           "two-stage ahead | detectable (80% power) | reading |", "|---|---|---|---|---|"]
+           "two-stage ahead | detectable (80% power) | p (paired t) | reading |", "|---|---|---|---|---|---|"]
     stats_ = {}
     for s in ROWS:
         a, b = values(ps, "two_stage", s, metric), values(ps, other, s, metric)
-        if a is None or b is None:
-            continue
-        p = stats_[s] = paired(a, b)
-        out.append(f"| {s} | {paired_cell(p)} | {p['wins']}/{p['n']} | {p['mdd']:.1f} | {verdict(p)} |")
+        if a is not None and b is not None:
+            stats_[s] = paired(a, b)
+    family = holm({s: p["p"] for s, p in stats_.items()})
+    for s, p in stats_.items():
+        p["holm"] = s in family
+        out.append(f"| {s} | {paired_cell(p)} | {p['wins']}/{p['n']} | {p['mdd']:.1f} | {p['p']:.3f} | {verdict(p)}"
+                   + ("; holds over the 7 rows (Holm)" if p["holm"] else "") + " |")
     return out, stats_
 
 
@@ -176,6 +190,12 @@ def sentence(st: dict) -> str:
     head = f"Resolved: two-stage is {'; '.join(parts)}." if parts else "No row is resolved."
     if parts and open_:
         head += f" Not resolved: {', '.join(open_)}."
+    if parts:
+        held = [s for s in ahead + behind if st[s].get("holm")]
+        head += (f" Of these, {', '.join(held)} {'holds' if len(held) == 1 else 'hold'} when the {len(st)} rows are "
+                 "taken together (Holm, 5% family-wise)." if held else
+                 f" None holds when the {len(st)} rows are taken together (Holm, 5% family-wise): with {len(st)} rows, "
+                 f"some interval excludes 0 by chance alone {100 * (1 - 0.95 ** len(st)):.0f}% of the time.")
     return (f"{head} The 95% intervals are +/-{min(halves):.1f} to {max(halves):.1f} points "
             f"wide; a true difference below {min(p['mdd'] for p in st.values()):.1f}-"
             f"{max(p['mdd'] for p in st.values()):.1f} points would be missed more often than one time in five.")
