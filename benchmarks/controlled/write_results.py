@@ -367,7 +367,8 @@ def write_markdown(results: dict, path: Path) -> None:
         + f": the paper's pool (N {s['pool.size']}, k {s['pool.top_k']}) with a total prompt length of "
           f"{s['pool.length'] + s['inherent_length']} = {s['pool.length']} pool + {s['inherent_length']} inherent tokens.  ",
         "Arms (beside those settings, same cache, split, batches and initial weights per seed): "
-        + "; ".join(f"{a}: `{' '.join(d['args'])}`" for a, d in results["arms"].items()) + ".  ",
+        + "; ".join(f"{a}: `{' '.join(d['args'])}`" for a, d in results["arms"].items())
+        + " ({stage1}: the two_stage arm's stage-1 best checkpoint of the same seed).  ",
         "authors_code = the `authors-code` preset's model and schedule at the tiny widths and batch 16: "
         + ", ".join(f"{k}={v}" for k, v in results["authors_code"].items()) + ".",
         "",
