@@ -303,6 +303,21 @@ def library_commit() -> str:
         return "unknown"
 
 
+def library_commits(heads: set[str]) -> str:
+    """The library each part ran: for each recorded HEAD, the last commit that changed umbenet_cli
+    (a part records the checkout's HEAD, which moves with benchmark-only commits too)."""
+    out = set()
+    for head in heads:
+        base, _, dirty = head.partition("+")
+        try:
+            lib = subprocess.run(["git", "log", "-1", "--format=%h", base, "--", "umbenet_cli"], cwd=HERE.parents[1],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            lib = ""
+        out.add((lib or base) + ("+changes" if dirty else ""))
+    return ", ".join(sorted(out))
+
+
 def merge(parts_dir: Path, epochs: int, cpc: int) -> dict:
     """results.json's content from every part in ``parts_dir`` (a seed part and its later ``--arms``
     parts are combined; tuning seeds are refused)."""
@@ -320,12 +335,15 @@ def merge(parts_dir: Path, epochs: int, cpc: int) -> dict:
         if p["_seed"] in per_seed:
             per_seed[p["_seed"]]["selection"] = p["selection"]
     table4 = {json.loads(f.read_text())["_seed"]: json.loads(f.read_text()) for f in sorted(parts_dir.glob("table4*.json"))}
-    parts = [q for p in per_seed.values() for q in p["_parts"]] + [
-        {k: p[k] for k in ("_seconds", "_started", "_ended", "_commit")} for p in table4.values()]
+    timing = ("_seconds", "_started", "_ended", "_commit")
+    parts = [q for p in per_seed.values() for q in p["_parts"]] + [{k: p[k] for k in timing} for p in table4.values()] + [
+        {k: p[k] for k in timing} for f in sorted(parts_dir.glob("selection-*.json")) if (p := json.loads(f.read_text()))
+        and p["_seed"] in per_seed]
     seeds = sorted(per_seed)
     return {"command": "bash benchmarks/controlled/run_all.sh (every --part as its own process, two at a time, "
                        "then python benchmarks/controlled/run_controlled.py --merge)",
-            "commit": ", ".join(sorted({p["_commit"] for p in parts})), "date": time.strftime("%Y-%m-%d"),
+            "commit": library_commits({p["_commit"] for p in parts}), "date": time.strftime("%Y-%m-%d"),
+            "heads": sorted({p["_commit"] for p in parts}),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (CPU only)",
             "seeds": seeds, "table4_seeds": sorted(table4), "epochs": epochs, "clips_per_class": cpc,
             "signal": SIGNAL, "missing": MISSING, "settings": SETTINGS, "authors_code": AUTHORS_CODE, "remedy": REMEDY,
