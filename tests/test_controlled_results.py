@@ -175,10 +175,12 @@ def test_a_seed_part_runs_the_arms_through_the_cli_and_merges(tmp_path, monkeypa
     parts = tmp_path / "parts"
     (parts / "seed0.json").write_text(json.dumps(part | {"_seed": 0, "_seconds": 1.0, "_started": 0.0, "_ended": 1.0,
                                                           "_commit": "abc"}))
-    (parts / "selection-0.json").write_text(json.dumps({"selection": sel, "_seed": 0}))
+    (parts / "selection-0.json").write_text(json.dumps({"selection": sel, "_seed": 0, "_seconds": 2.0, "_started": 1.0,
+                                                        "_ended": 3.0, "_commit": "abc"}))
     merged = rc.merge(parts, 1, 6)
     assert merged["seeds"] == [0] and merged["per_seed"][0]["two_stage"]["V+A+T"] == ts["V+A+T"]
     assert merged["per_seed"][0]["selection"] == sel
+    assert merged["seconds"] == {"process": 3.0, "parts": 2, "wall": 3.0}
     (parts / "seed10.json").write_text((parts / "seed0.json").read_text().replace('"_seed": 0', '"_seed": 10'))
     with pytest.raises(SystemExit, match="tuning seed"):
         rc.merge(parts, 1, 6)
