@@ -357,6 +357,7 @@ def write_markdown(results: dict, path: Path) -> None:
     s = results["settings"]
     lines = [
         "# Controlled benchmark: does the two-stage transfer matter?", "",
+        "Generated tables first; what they resolve, and what they cannot, is read at the end of the file.", "",
         f"Command: `{results['command']}`  ",
         f"Library commit: {results['commit']}; {results['date']}.  ",
         f"Machine: {results['machine']}; seeds {seeds} (10 and 11 are tuning seeds, never reported), fold 1 of 5, "
