@@ -547,6 +547,13 @@ def main(argv: list[str] | None = None) -> int:
         from umbenet_cli.training.distributed import die_with_launcher
 
         die_with_launcher(int(os.environ.pop(JOB_OF_ENV)))  # not passed on to its own children
+        # The study stops a job with one SIGINT, as Ctrl-C would. A launcher started in the
+        # background (`nohup umbenet study run ... &`) hands its children SIGINT ignored, and
+        # Python then installs no handler: the SIGINT would do nothing and the job would be killed
+        # after the grace time instead of keeping its checkpoint.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         # Without standalone mode, click returns the code of an Exit (Ctrl-C is Exit(130)).
         rc = app(args=argv, standalone_mode=False)

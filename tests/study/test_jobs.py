@@ -42,3 +42,35 @@ def test_gpus_are_shared_out_one_group_per_job(tmp_path, monkeypatch):
     fr = FoldRun("fold1/x", "x", 1, 11, tmp_path / "x", ("train", "--name", "x"), None)
     train, evaluate = commands(fr, gpus=2)  # the job sees its GPUs as 0 and 1
     assert train[-2:] == ("--gpus", "0,1") and evaluate == ("eval", str(tmp_path / "x"), "--device", "cuda")
+
+
+def test_a_job_stops_on_one_sigint_even_when_its_launcher_ignores_sigint(tmp_path, sample_cache):
+    """`nohup umbenet study run ... &` starts the launcher with SIGINT ignored, and its children
+    inherit that: the job still stops on the study's SIGINT (exit 130, its checkpoint kept) instead
+    of being killed after the grace time."""
+    import signal
+    import time
+
+    from umbenet_cli.study import jobs as J
+
+    command = ("train", "--cache", str(sample_cache), "--runs-dir", str(tmp_path / "runs"), "--preset", "tiny",
+               "--name", "bg", "--fold", "1", "--logger", "none", "--set", "optim.max_epochs=100000",
+               "--set", "optim.stop_train_accuracy=1.0")
+    log = tmp_path / "job.log"
+    was = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a background shell gives its jobs
+    try:
+        proc = J.start(command, log, J.job_env())
+    finally:
+        signal.signal(signal.SIGINT, was)
+    try:
+        deadline = time.monotonic() + 120
+        while "epoch 1:" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, log.read_text()[-2000:]
+        t0 = time.monotonic()
+        assert J.interrupt(proc, grace_s=30) == 130, log.read_text()[-2000:]
+        assert time.monotonic() - t0 < 25  # stopped by the SIGINT, not by the SIGKILL after the grace
+        assert "interrupted" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
