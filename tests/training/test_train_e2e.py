@@ -97,6 +97,37 @@ def test_resume_after_interrupt_matches_uninterrupted(synthetic_cache, tmp_path,
         assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
+def test_resume_after_a_kill_between_an_epochs_line_and_its_checkpoint(synthetic_cache, tmp_path, monkeypatch):
+    """The ordering a `kill -9` hits one run in a few (CI saw epoch 4 twice): with --save-every 1
+    the last step's checkpoint has the epoch's global step but not its end, then the epoch's
+    metrics line is written, then the end-of-epoch checkpoint. Stopped between the last two, the
+    resume must not write the epoch's line a second time; forced here instead of hoped for."""
+    args = ["--fold", "1", "--stage", "one", "--set", "optim.max_epochs=3", "--save-every", "1"]
+    assert train(synthetic_cache, tmp_path, "--name", "straight", *args) == 0
+    from umbenet_cli.training import loop
+
+    real = loop.StageTrainer._save
+
+    def dies(self, name):
+        if name == "last" and self.state.epoch == 2 and self.state.step_in_epoch == 0:
+            raise KeyboardInterrupt  # epoch 2's line is written, its end-of-epoch checkpoint is not
+        return real(self, name)
+
+    monkeypatch.setattr(loop.StageTrainer, "_save", dies)
+    assert train(synthetic_cache, tmp_path, "--name", "cut", *args) == 130
+    monkeypatch.setattr(loop.StageTrainer, "_save", real)
+    cut = tmp_path / "cut" / "fold1" / "onestage"
+    assert [m["epoch"] for m in metrics(cut)] == [1, 2]
+    with open(cut / "metrics.jsonl", "a") as fh:  # and a torn line, as a kill mid-write leaves
+        fh.write('{"stage": "onestage", "epoch": 3, "glo')
+    assert train(synthetic_cache, tmp_path, "--name", "cut", "--resume") == 0
+    a = tmp_path / "straight" / "fold1" / "onestage"
+    assert [m["epoch"] for m in metrics(cut)] == [1, 2, 3]
+    assert metrics(a) == metrics(cut)
+    wa, wb = weights(a), weights(cut)
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
 def test_kill_during_training_then_resume(synthetic_cache, tmp_path):
     base = [sys.executable, "-m", "umbenet_cli.cli", "train", "--cache", str(synthetic_cache), "--runs-dir",
             str(tmp_path), "--preset", "tiny", "--fold", "1", "--stage", "one", "--set", "optim.max_epochs=3",

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from umbenet_cli.reporting.collect import read_metrics
 from umbenet_cli.study import state as S
 from umbenet_cli.study.matrix import FoldRun, device_args, eval_args, resume_args, shown
 
@@ -166,20 +167,13 @@ def progress(run_dir: Path, fold: int | None) -> dict:
         if result is not None:
             epochs += int(result.get("epochs", 0))
             best = result.get("best_val_uar", best)
-        elif (folder / "metrics.jsonl").is_file():
-            lines = [x for x in (folder / "metrics.jsonl").read_text().splitlines() if x.strip()]
-            epochs += len(lines)
-            vals = [v for v in (_val_uar(x) for x in lines) if v is not None]
+        else:  # running: its epochs so far (a torn last line is left out)
+            lines = read_metrics(folder)
+            epochs += sum(not m.get("partial_epoch") for m in lines)
+            vals = [v for v in ((m.get("val") or {}).get("uar") for m in lines) if v is not None]
             best = max(vals) if vals else best
         results = _read_json(folder / "eval" / "test" / "results.json")
         if results and results.get("subsets"):
             test = max(results["subsets"], key=lambda e: len(e["modalities"]))
     return {"epochs": epochs, "val_uar": best, "test_uar": test["uar"] if test else None,
             "test_war": test["war"] if test else None}
-
-
-def _val_uar(line: str) -> float | None:
-    try:
-        return (json.loads(line).get("val") or {}).get("uar")
-    except ValueError:
-        return None

@@ -39,6 +39,7 @@ from umbenet_cli.model.config import MODALITIES
 from umbenet_cli.model.checkpoint import load_weights, save_checkpoint
 from umbenet_cli.model.umbenet import UMBEnet
 from umbenet_cli.devices import inference_precision, train_precision
+from umbenet_cli.reporting.collect import read_metrics
 from umbenet_cli.training.data import Splits, epoch_order, make_batch, step_rng, upload
 from umbenet_cli.training.distributed import DistInfo, all_reduce_sum_, barrier, broadcast_object
 from umbenet_cli.training.options import TrainError
@@ -194,12 +195,17 @@ class StageTrainer:
         if (self.state.stop_reason or "").startswith(MAX_STEPS_STOP):
             self.state.stop_reason = None  # the limit is checked again below, perhaps a raised one
         self._acc = None  # rebuilt from the restored sums
-        # Drop metric lines written after that checkpoint (a kill between the two writes).
+        # Drop metric lines written after that checkpoint (a kill between the two writes). An
+        # epoch's line is covered once the checkpoint counts the epoch as done: a `--save-every`
+        # checkpoint taken after the epoch's last step has its global step but not its end, and
+        # the resume writes that line again. A partial epoch's line (a step limit) is covered by
+        # the checkpoint at its step.
+        st = self.state
         metrics = self.folder / "metrics.jsonl"
         if metrics.exists() and self.info.main:
-            keep = [line for line in metrics.read_text().splitlines()
-                    if line and json.loads(line)["global_step"] <= self.state.global_step]
-            metrics.write_text("".join(k + "\n" for k in keep))
+            keep = [m for m in read_metrics(self.folder)  # a torn last line goes too
+                    if m["epoch"] <= st.epoch or (m.get("partial_epoch") and m["global_step"] <= st.global_step)]
+            metrics.write_text("".join(json.dumps(m) + "\n" for m in keep))
         return True
 
     # ------------------------------------------------------------------------ steps
