@@ -405,6 +405,7 @@ def study_run(
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (job arrays through submitit).")] = "local",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List every fold-run with its commands (or the Slurm submission); run and create nothing.")] = False,
     extend: Annotated[bool, typer.Option("--extend", help="Add the runs a changed plan has beyond the recorded ones.")] = False,
+    take_over: Annotated[bool, typer.Option("--take-over", help="Run the fold-runs an earlier Slurm submission holds, without asking squeue whether its jobs still run (after scancel).")] = False,
     retry: Annotated[int, typer.Option(help="Retry a failing fold-run up to N more times in this go.")] = 0,
     jobs: Annotated[int, typer.Option(help="local: fold-runs at once (default: 1, or one per GPU group with --gpus).")] = 0,
     gpus: Annotated[Optional[str], typer.Option(help="local: GPUs to share out, e.g. 0,1,2,3 (each job its own).")] = None,
@@ -423,7 +424,7 @@ def study_run(
 
     gpu_ids = tuple(parse_gpus(gpus))
     req = StudyRequest(plan=plan, cache=cache, name=name, runs_dir=runs_dir, fold=fold, classes=classes, preset=preset,
-                       sets=parse_overrides(set_), launcher=launcher, dry_run=dry_run, extend=extend,
+                       sets=parse_overrides(set_), launcher=launcher, dry_run=dry_run, extend=extend, take_over=take_over,
                        local=LocalOptions(jobs=jobs or (0 if gpu_ids else 1), gpus=gpu_ids, gpus_per_job=gpus_per_job,
                                           retry=retry),
                        slurm=SlurmOptions(partition=slurm_partition, time=slurm_time, gpus_per_job=slurm_gpus_per_job,

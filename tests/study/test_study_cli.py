@@ -138,6 +138,9 @@ def test_slurm_launcher_through_submitits_local_executor(sample_cache, tmp_path)
     assert [job.result() for job in jobs] == ["done", "done"]
     assert _states(study) == {"fold2/a": "done", "fold2/b": "done"}
     assert (study / "fold2" / "b" / "eval-test.json").is_file()
+    runs = json.loads((study / "study.json").read_text())["runs"]
+    assert [runs[k]["slurm_job"] for k in keys] == [job.job_id for job in jobs]  # what squeue is asked about
+    assert len({runs[k]["slurm_submission"] for k in keys}) == 1
 
 
 def test_ablation_on_two_folds(sample_cache, tmp_path):
@@ -240,3 +243,35 @@ def test_kill_9_of_the_launcher_ends_its_jobs(sample_cache, tmp_path):
     size = metrics.stat().st_size
     time.sleep(2.0)
     assert metrics.stat().st_size == size
+
+
+def test_one_launcher_per_study_local_and_slurm(sample_cache, tmp_path, capsys, monkeypatch):
+    """A Slurm submission while a local launcher works on the study is refused; a local launcher
+    on runs an earlier submission's live jobs hold is refused, naming them, and starts nothing."""
+    from umbenet_cli.study import state as S
+    from umbenet_cli.study.run import StudyRequest, prepare, run_study
+    from umbenet_cli.study.state import StudyError
+
+    plan = tmp_path / "two.toml"
+    plan.write_text(QUICK_PLAN)
+    args = ["study", "run", str(plan), "--cache", str(sample_cache), "--runs-dir", str(tmp_path / "runs"),
+            "--fold", "2", "--preset", "tiny"]
+    study, _, keys = prepare(StudyRequest(plan=str(plan), cache=str(sample_cache), runs_dir=str(tmp_path / "runs"),
+                                          fold="2", preset="tiny"))
+    quiet = Console(file=open(os.devnull, "w"))
+    with S.launcher_lock(study):
+        with pytest.raises(StudyError, match="another `umbenet study run` is working on"):
+            run_study(StudyRequest(plan=str(plan), cache=str(sample_cache), runs_dir=str(tmp_path / "runs"),
+                                   fold="2", preset="tiny", launcher="slurm"), quiet, quiet)
+    assert not (study / "slurm").exists()
+    S.update(study, "fold2/a", slurm_submission="s1", slurm_job="91_0")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "squeue").write_text("#!/bin/sh\necho 91_0\n")
+    (bin_ / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:{os.environ['PATH']}")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 fold-run(s) of" in err and "are with Slurm job 91_0, still queued or running (fold2/a)" in err, err
+    assert _states(study) == {"fold2/a": "pending", "fold2/b": "pending"} and not (study / "logs").exists()

@@ -170,7 +170,7 @@ def _start(study_dir: Path, key: str, data: dict, slot: int, job_slots, board: _
     fr = J.fold_run(rec, key)
     gpus = len(job_slots[slot][0] or [])
     job = _Job(key, J.commands(fr, gpus), slot)
-    S.update(study_dir, key, state="running", attempts=rec.get("attempts", 0) + 1)
+    S.update(study_dir, key, state="running", attempts=rec.get("attempts", 0) + 1, slurm_submission=None, slurm_job=None)
     job.proc = J.start(job.commands[0], J.log_path(study_dir, key), J.job_env(*job_slots[slot]))
     what = "resumed" if "--resume" in job.commands[0] else "started"
     board.event(key, f"{what} ({job.commands[0][0]}" + (f", GPUs {job_slots[slot][0]}" if gpus else "") + ")")

@@ -15,7 +15,7 @@ from umbenet_cli.study import state as S
 from umbenet_cli.study.local import LocalOptions, run_local, slots
 from umbenet_cli.study.matrix import expand, fold_dir_name, parse_classes, parse_folds, shown
 from umbenet_cli.study.plans import PlanError, load_plan
-from umbenet_cli.study.slurm import SlurmOptions, describe, minutes, submit
+from umbenet_cli.study.slurm import SlurmOptions, describe, minutes, refuse_if_held, submit
 from umbenet_cli.study.state import StudyError
 
 LAUNCHERS = ("local", "slurm")
@@ -34,6 +34,7 @@ class StudyRequest:
     launcher: str = "local"
     dry_run: bool = False
     extend: bool = False
+    take_over: bool = False
     local: LocalOptions = LocalOptions()
     slurm: SlurmOptions = SlurmOptions()
 
@@ -136,13 +137,16 @@ def run_study(req: StudyRequest, console: Console, err: Console) -> int:
         return 0
     S.log(study_dir, f"study run: {len(todo)} of {len(keys)} fold-runs to do ({req.launcher} launcher)")
     if req.launcher == "slurm":
-        submit(study_dir, data, keys, req.slurm, console)
+        with S.launcher_lock(study_dir):  # not while a local launcher works on the study
+            submit(study_dir, data, keys, req.slurm, console, take_over=req.take_over)
         return 0
-    states = [data["runs"][k]["state"] for k in todo]
-    console.print(f"study {study_dir.name}: {len(keys) - len(todo)} of {len(keys)} fold-runs done; running "
-                  f"{len(todo)} ({states.count('interrupted')} to resume, {states.count('failed')} to retry), "
-                  f"{len(slots(req.local))} at a time; log: {study_dir / 'study.log'}", highlight=False)
     with S.launcher_lock(study_dir):
+        refuse_if_held(study_dir, keys, req.take_over)  # nor on runs that Slurm jobs still hold
+        data = S.read(study_dir)
+        states = [data["runs"][k]["state"] for k in todo]
+        console.print(f"study {study_dir.name}: {len(keys) - len(todo)} of {len(keys)} fold-runs done; running "
+                      f"{len(todo)} ({states.count('interrupted')} to resume, {states.count('failed')} to retry), "
+                      f"{len(slots(req.local))} at a time; log: {study_dir / 'study.log'}", highlight=False)
         rc = run_local(study_dir, keys, req.local, console)
     from umbenet_cli.study.status import print_status
 

@@ -12,11 +12,21 @@ forever; ``afterany`` lets the rest go on and each task decides for its own fold
 Pre-emption and time-outs: submitit calls ``StudyTask.checkpoint``, which stops the running
 `umbenet` command with one SIGINT (it keeps its last checkpoint), marks the run interrupted and
 requeues the same task, which resumes it (``umbenet train --resume``).
+
+One launcher per fold-run: a submission records in each fold-run's record the token it hands its
+task (``slurm_submission``) and the task's job id (``slurm_job``). While ``squeue`` still lists that
+job, a local launcher on the study is refused and a second submission leaves the run to it (each
+run's ``train.lock`` would refuse the second writer anyway, but the study's record would then say
+"failed" for a run that is training). A task whose token is no longer the record's (the run was
+taken over with ``--take-over``) does nothing.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,11 +86,78 @@ def parameters(opts: SlurmOptions, name: str) -> dict:
     return params
 
 
+# Fold-run states in which a submitted task may still start or run (requeued after pre-emption: interrupted).
+HELD_STATES = ("pending", "running", "interrupted")
+
+
+def held(data: dict, keys: list[str]) -> dict[str, str]:
+    """The fold-runs of ``keys`` a Slurm submission holds: key -> the job id of its task."""
+    return {k: r.get("slurm_job") or "?" for k in keys
+            if (r := data["runs"][k]).get("slurm_submission") and r["state"] in HELD_STATES}
+
+
+def live_jobs(ids: list[str]) -> set[str] | None:
+    """Which of these job ids (``1234_5`` for an array task) ``squeue`` still lists, pending,
+    running or requeued; None when that cannot be told here (no ``squeue``, or it failed)."""
+    squeue = shutil.which("squeue")
+    if squeue is None:
+        return None
+    listed: set[str] = set()
+    for array in sorted({i.split("_")[0] for i in ids}):
+        try:
+            out = subprocess.run([squeue, "--noheader", "--array", "--format=%i", "--jobs", array],
+                                 capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if out.returncode == 0:
+            listed |= set(out.stdout.split())
+        elif "invalid job id" not in out.stderr.lower():  # a job that left the queue is "invalid"
+            return None
+    return {i for i in ids if i in listed}
+
+
+def release(study_dir: Path, keys: list[str], take_over: bool) -> dict[str, str]:
+    """Give back to the study the fold-runs of ``keys`` whose Slurm tasks are gone (or all of
+    them with ``take_over``). Returns those still held by queued or running jobs: key -> job id;
+    raises when ``squeue`` cannot tell and ``take_over`` was not given."""
+    holding = held(S.read(study_dir), keys)
+    if not holding:
+        return {}
+    alive = set() if take_over else live_jobs(sorted(set(holding.values())))
+    if alive is None:
+        raise StudyError(f"{len(holding)} fold-run(s) of {study_dir} were submitted to Slurm "
+                         f"({_jobs_text(holding)}), and `squeue` cannot be run here to see whether they still "
+                         f"run. Run this on the cluster's login node; or, once those jobs are gone for good "
+                         f"(scancel), pass --take-over.")
+    for key, job in holding.items():
+        if job not in alive:
+            rec = S.read(study_dir)["runs"][key]
+            S.update(study_dir, key, slurm_submission=None, slurm_job=None,
+                     **({"state": "interrupted"} if rec["state"] == "running" else {}))
+            S.log(study_dir, f"{key}: Slurm job {job} " + ("taken over (--take-over)" if take_over else "is gone")
+                  + "; the run is the study's again")
+    return {k: j for k, j in holding.items() if j in alive}
+
+
+def _jobs_text(holding: dict[str, str]) -> str:
+    jobs = sorted(set(holding.values()))
+    return "job" + ("s " if len(jobs) > 1 else " ") + ", ".join(jobs[:6]) + (", ..." if len(jobs) > 6 else "")
+
+
+def refuse_if_held(study_dir: Path, keys: list[str], take_over: bool) -> None:
+    """A local launcher does not start on fold-runs that Slurm jobs still hold."""
+    still = release(study_dir, keys, take_over)
+    if still:
+        raise StudyError(f"{len(still)} fold-run(s) of {study_dir} are with Slurm {_jobs_text(still)}, still queued or "
+                         f"running ({', '.join(list(still)[:4])}{', ...' if len(still) > 4 else ''}): wait for "
+                         f"them (`umbenet study status {study_dir}`), or cancel them (scancel) and run this again.")
+
+
 class StudyTask:
     """What one array task runs: one fold-run of the study, resumed when requeued."""
 
-    def __init__(self, study_dir: Path, gpus: int):
-        self.study_dir, self.gpus = Path(study_dir), gpus
+    def __init__(self, study_dir: Path, gpus: int, submission: str | None = None):
+        self.study_dir, self.gpus, self.submission = Path(study_dir), gpus, submission
         self._proc = None
 
     def __call__(self, key: str) -> str:
@@ -88,6 +165,11 @@ class StudyTask:
         rec = data["runs"][key]
         if rec["state"] == "done":
             return "done"
+        mine = getattr(self, "submission", None)  # None: a task pickled before submissions were recorded
+        if mine is not None and rec.get("slurm_submission") != mine:
+            S.log(self.study_dir, f"{key}: a task of an earlier submission started after the run was taken over; "
+                                  f"it does nothing")
+            return "taken over"
         dep = rec.get("after")
         if dep and data["runs"][dep]["state"] != "done":
             error = f"it starts from {dep}'s stage 1, which is {data['runs'][dep]['state']}: finish that run first"
@@ -108,10 +190,10 @@ class StudyTask:
             J.interrupt(self._proc, grace_s=60)
         S.update(self.study_dir, key, state="interrupted")
         S.log(self.study_dir, f"{key} interrupted (Slurm pre-emption or time limit): requeued")
-        return submitit.helpers.DelayedSubmission(StudyTask(self.study_dir, self.gpus), key)
+        return submitit.helpers.DelayedSubmission(StudyTask(self.study_dir, self.gpus, self.submission), key)
 
     def __getstate__(self) -> dict:  # the running child never travels with the pickled task
-        return {"study_dir": self.study_dir, "gpus": self.gpus, "_proc": None}
+        return {"study_dir": self.study_dir, "gpus": self.gpus, "submission": self.submission, "_proc": None}
 
 
 def describe(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, console: Console) -> None:
@@ -154,20 +236,27 @@ def make_executor(study_dir: Path, opts: SlurmOptions, cluster: str | None = "sl
 
 
 def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, console: Console,
-           cluster: str | None = "slurm") -> list:
+           cluster: str | None = "slurm", take_over: bool = False) -> list:
     """Submit the arrays; returns the submitit jobs. ``cluster="local"`` runs them on this machine
     through submitit's local executor (tests): it has no dependencies, so the second array is
-    submitted once the first has finished."""
+    submitted once the first has finished. Fold-runs that an earlier submission's queued or
+    running tasks hold are left to them (``take_over``: submitted again all the same)."""
     try:
         import submitit
     except ImportError:
         raise StudyError("--launcher slurm needs submitit: pip install 'umbenet[slurm]'") from None
-    groups = arrays(data, keys)
+    still = release(study_dir, keys, take_over)
+    if still:
+        console.print(f"{len(still)} fold-run(s) left to Slurm {_jobs_text(still)}, still queued or running: "
+                      f"{', '.join(list(still)[:4])}{', ...' if len(still) > 4 else ''}", highlight=False)
+    groups = arrays(S.read(study_dir), [k for k in keys if k not in still])
     if not groups:
-        console.print("nothing to submit: every run of the study is done", highlight=False)
+        console.print("nothing to submit: every run of the study is done"
+                      + (" or with Slurm already" if still else ""), highlight=False)
         return []
     executor = make_executor(study_dir, opts, cluster)
-    task = StudyTask(study_dir, opts.gpus_per_job if cluster != "local" else 0)
+    submission = uuid.uuid4().hex[:12]  # what a task checks: is the run still this submission's?
+    task = StudyTask(study_dir, opts.gpus_per_job if cluster != "local" else 0, submission)
     submitted: list = []
     for i, group in enumerate(groups):
         if i and submitted:
@@ -176,9 +265,17 @@ def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, con
                     job.wait()
             else:
                 executor = make_executor(study_dir, opts, cluster, after=submitted[0].job_id.split("_")[0])
-        jobs = executor.map_array(task, group)
-        for key in group:
-            S.log(study_dir, f"{key} submitted (array {i + 1}, job {jobs[0].job_id.split('_')[0]})")
+        for key in group:  # before the tasks exist: one may start at once
+            S.update(study_dir, key, slurm_submission=submission, slurm_job=None)
+        try:
+            jobs = executor.map_array(task, group)
+        except Exception:
+            for key in group:
+                S.update(study_dir, key, slurm_submission=None)
+            raise
+        for key, job in zip(group, jobs):
+            S.update(study_dir, key, slurm_job=job.job_id)
+            S.log(study_dir, f"{key} submitted (array {i + 1}, job {job.job_id})")
         console.print(f"array {i + 1}: {len(group)} task(s) submitted as job {jobs[0].job_id.split('_')[0]}",
                       highlight=False)
         submitted += jobs
