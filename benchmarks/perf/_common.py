@@ -194,7 +194,7 @@ def random_clip(size: str) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-    from umbenet_cli.model.tiny_backbone import clip_bpe_vocab
+    from umbenet_cli.model.clip_bpe import clip_bpe_vocab
 
     s = CLIP_SIZES[size]
     th, ti, tl, tn = s["text"]

@@ -32,16 +32,40 @@ def test_prompt_length_is_table4s_overall_length(preset):
 
 
 def test_prompt_too_long_for_clip_is_refused_when_the_config_is_validated():
-    # No backbone is loaded: 1 + 48 + 32 + 2 ("helplessness.") + 1 = 84 > 77
+    # No backbone is loaded; CLIP's byte-pair encoding counts "helplessness." as 4 tokens
+    # (help les sness .): 1 + 48 + 32 + 4 + 1 = 86 > 77
     with pytest.raises(ConfigError) as err:
         UMBEnetConfig.preset("paper", **{"pool.length": 48})
     text = str(err.value)
     assert "prompt length 80 (pool.length 48 + inherent_length 32)" in text
-    assert "= 84 exceed CLIP's 77 text positions; shorten pool.length or inherent_length" in text
-    # 1 + 40 + 33 + 2 + 1 = 77 fits
-    assert UMBEnetConfig.preset("paper", **{"pool.length": 40, "inherent_length": 33}).prompt_length == 73
-    with pytest.raises(ConfigError, match="or set class_descriptions=false"):
-        UMBEnetConfig.preset("paper", **{"class_descriptions": True, "pool.length": 40})
+    assert "+ 4 tokens for 'helplessness.' + [EOS] = 86 exceed CLIP's 77 text positions; shorten pool.length or " \
+           "inherent_length" in text
+    # 1 + 40 + 31 + 4 + 1 = 77 fits; one more does not
+    assert UMBEnetConfig.preset("paper", **{"pool.length": 40, "inherent_length": 31}).prompt_length == 71
+    with pytest.raises(ConfigError, match="= 78 exceed"):
+        UMBEnetConfig.preset("paper", **{"pool.length": 40, "inherent_length": 32})
+    # The paper's 64 with the facial-action descriptions: helplessness's takes 15 tokens, 81 in all.
+    # (A tokenizer-free lower bound let this through; every run of a study then failed when its
+    # model was built.)
+    with pytest.raises(ConfigError, match=r"\+ 15 tokens for 'helplessness, .*= 81 exceed.*or set class_descriptions=false"):
+        UMBEnetConfig.preset("paper", class_descriptions=True)
+
+
+def test_the_configs_token_count_is_clips_tokenizers(backbone):
+    """The config counts with CLIP's byte-pair encoding (no backbone loaded): the tokenizer of a
+    CLIP checkpoint (the tiny backbone's is CLIP's vocabulary) agrees on every class text of every
+    dataset, with and without descriptions, and on text BPE splits unevenly."""
+    from umbenet_cli.data.classes import CLASS_DESCRIPTIONS, DATASET_CLASSES, class_text
+    from umbenet_cli.model.clip_bpe import clip_tokens
+
+    texts = {class_text(c, d) for classes in DATASET_CLASSES.values() for c in classes
+             for d in (False, True) if not d or c.lower() in CLASS_DESCRIPTIONS}
+    texts |= {"Hello, world! It's 2026 & we're testing <b>this</b>...", "naïve café, résumé",
+              "a photo of a helplessly disappointed face.", "zzzzqqqxxj"}
+    tok = backbone.tokenizer
+    counts = {t: (clip_tokens(t), len(tok(t)["input_ids"]) - 2) for t in texts}
+    assert all(ours == theirs for ours, theirs in counts.values()), counts
+    assert clip_tokens("zzzzqqqxxj") > 2  # not one token per word: the count is BPE's
 
 
 # What the authors' released model file and train script run (model_unimod_mafw_vat_64_32_5.py),
@@ -138,9 +162,12 @@ def test_json_round_trip_and_diff():
     assert cfg.diff(UMBEnetConfig.preset("paper")) == ["pool.size: 16 != 32"]
 
 
-def test_prompt_that_cannot_fit_the_text_tower_is_refused(backbone):
-    # The config's tokenizer-free bound lets it through (at least 11 tokens for helplessness's
-    # description: 77); the tokenizer counts 15, and the model refuses it.
+def test_prompt_that_cannot_fit_the_text_tower_is_refused(backbone, monkeypatch):
+    # A backbone whose tokenizer makes more tokens than CLIP's count at config time (here: a config
+    # check that counts none) is refused when the model is built, with the tokenizer's own count.
+    from umbenet_cli.model import clip_bpe
+
+    monkeypatch.setattr(clip_bpe, "clip_tokens", lambda text: 0)
     cfg = UMBEnetConfig.preset("paper", backbone="umbenet/tiny-random-clip", class_descriptions=True)
     with pytest.raises(ConfigError, match="exceed the text tower's 77 positions"):
         UMBEnet(cfg, backbone=backbone)

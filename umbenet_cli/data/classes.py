@@ -6,7 +6,6 @@ here the order is fixed, written into every cache and checkpoint, and compared w
 """
 from __future__ import annotations
 
-import re
 
 # MAFW single-label set, labels 1-11 in the release files, in the release's order.
 MAFW_CLASSES: tuple[str, ...] = (
@@ -60,15 +59,3 @@ def class_text(name: str, descriptions: bool) -> str:
     if descriptions:
         words = f"{words}, {CLASS_DESCRIPTIONS[name.lower()]}"
     return words + "."
-
-
-# CLIP's pre-tokenizer pieces (its own pattern, with Python's \w classes for \p{L} and \p{N}):
-# byte-pair encoding never merges across pieces, so each piece is at least one token.
-_CLIP_PIECES = re.compile(r"'(?:s|t|re|ve|m|ll|d)|[^\W\d_]+|\d|(?:[^\w\s]|_)+")
-
-
-def min_clip_tokens(text: str) -> int:
-    """A lower bound on the tokens CLIP's tokenizer makes of ``text`` ([SOS] and [EOS] not
-    counted), without the tokenizer: exact for words CLIP's vocabulary holds whole ("helplessness."
-    -> 2)."""
-    return len(_CLIP_PIECES.findall(" ".join(text.lower().split())))

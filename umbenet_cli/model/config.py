@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from umbenet_cli.data.classes import CLASS_DESCRIPTIONS, MAFW_CLASSES, class_text, min_clip_tokens
+from umbenet_cli.data.classes import CLASS_DESCRIPTIONS, MAFW_CLASSES, class_text
 
 MODALITIES: tuple[str, ...] = ("video", "audio", "text")
 QUERY_FUNCTIONS: tuple[str, ...] = ("cosine", "l2", "l1")
@@ -377,9 +377,12 @@ def _validate(c: UMBEnetConfig) -> list[str]:
 
 def _prompt_fits(c: UMBEnetConfig) -> list[str]:
     """The prompt must fit CLIP's text positions: [SOS] + pool.length + inherent_length + the
-    class's tokens + [EOS] <= 77. Without the tokenizer a class's tokens are bounded from below
-    (``min_clip_tokens``), so this refuses only what cannot fit; the model, built with the
-    backbone's tokenizer and its own position count, checks the exact count again."""
+    class's tokens + [EOS] <= 77, counted with CLIP's own byte-pair encoding (``clip_bpe``), so
+    that a run that cannot fit is refused before anything is loaded (a study checks every run's
+    config first). The model, built with the backbone's tokenizer and its own position count,
+    checks again."""
+    from umbenet_cli.model.clip_bpe import clip_tokens
+
     if c.classifier != "prompts":
         return []
     try:
@@ -387,13 +390,16 @@ def _prompt_fits(c: UMBEnetConfig) -> list[str]:
     except KeyError as exc:
         return [f"class_descriptions=true but class {exc.args[0]!r} has no description; "
                 f"known: {sorted(CLASS_DESCRIPTIONS)}; set class_descriptions=false"]
-    text = max(texts, key=min_clip_tokens)
-    need = 1 + c.prompt_length + min_clip_tokens(text) + 1
+    try:
+        text = max(texts, key=clip_tokens)
+    except FileNotFoundError:  # no open-clip-torch vocabulary: the model's check is the one
+        return []
+    need = 1 + c.prompt_length + clip_tokens(text) + 1
     if need <= CLIP_TEXT_POSITIONS:
         return []
     pool = f"pool.length {c.pool.length} + " if c.pool.enabled else ""
     return [f"prompt length {c.prompt_length} ({pool}inherent_length {c.inherent_length}): [SOS] + "
-            f"{c.prompt_length} prompt tokens + at least {min_clip_tokens(text)} tokens for {text!r} + [EOS] "
+            f"{c.prompt_length} prompt tokens + {clip_tokens(text)} tokens for {text!r} + [EOS] "
             f"= {need} exceed CLIP's {CLIP_TEXT_POSITIONS} text positions; shorten pool.length or "
             f"inherent_length" + (", or set class_descriptions=false" if c.class_descriptions else "")]
 
