@@ -49,6 +49,7 @@ def test_status_fits_80_columns_with_nothing_cut(tmp_path):
     _study(tmp_path, folds=(1, 2), classes=(11, 10))
     S.update(tmp_path / "ablation", "fold2/two_stage_carry_none-10cl", state="failed",
              error="train exit 2: error: a long message " + "that goes on " * 12)
+    S.update(tmp_path / "ablation", "fold1/two_stage", slurm_submission="s1", slurm_job="12345678_19")
     out = io.StringIO()
     counts = print_status(tmp_path / "ablation", Console(file=out, width=80, force_terminal=False))
     text = out.getvalue()
@@ -58,6 +59,7 @@ def test_status_fits_80_columns_with_nothing_cut(tmp_path):
     for header in ("run", "fold", "state", "ep", "val", "UAR", "WAR", "time"):
         assert header in text
     assert "that goes on" in text
+    assert "with Slurm (1): fold1/two_stage job 12345678_19" in text  # who holds a submitted run
 
 
 def test_a_second_launcher_on_one_study_is_refused(tmp_path):

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from umbenet_cli.study import jobs as J
 from umbenet_cli.study import state as S
+from umbenet_cli.study.slurm import held
 
 STYLE = {"done": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "pending": "dim"}
 
@@ -50,7 +51,12 @@ def print_status(study_dir: Path, console: Console) -> dict[str, int]:
     console.print(table)
     for line in errors:
         console.print(f"[red]failed[/] {line}", highlight=False, soft_wrap=False, overflow="fold")
-    states = [r["state"] for r in S.read(study_dir)["runs"].values()]
+    runs = S.read(study_dir)["runs"]
+    holding = held({"runs": runs}, list(runs))
+    if holding:
+        console.print(f"with Slurm ({len(holding)}): " + ", ".join(f"{k} job {j}" for k, j in holding.items()),
+                      highlight=False, soft_wrap=False, overflow="fold")
+    states = [r["state"] for r in runs.values()]
     counts = {s: states.count(s) for s in S.STATES if states.count(s)}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" (of {len(states)})", highlight=False)
     return counts
