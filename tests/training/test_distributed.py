@@ -261,7 +261,10 @@ import time
 from umbenet_cli.training import loop
 real = loop.StageTrainer._step
 def slow(self, *a, **k):
-    time.sleep(0.1)  # the workers are mid-epoch for most of the run (results unchanged)
+    # The workers are mid-epoch for most of the run (results unchanged); from epoch 3 on, an
+    # epoch takes tens of seconds, so a run the tests stop after epoch 1 or 2 cannot have ended
+    # first (it did on a busy machine: result.json was there when the kill came).
+    time.sleep(0.1 if self.state.epoch < 2 else 2.0)
     return real(self, *a, **k)
 loop.StageTrainer._step = slow
 """
