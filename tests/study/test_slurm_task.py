@@ -142,7 +142,7 @@ def test_a_second_submission_leaves_the_runs_live_jobs_hold(tmp_path, monkeypatc
     _fake_squeue(tmp_path, monkeypatch, listed="77_0\\n77_1\\n")
     out = tmp_path / "out.txt"
     with open(out, "w") as fh:
-        assert submit(study, S.read(study), keys, SlurmOptions(time="5"), Console(file=fh, width=200),
+        assert submit(study, keys, SlurmOptions(time="5"), Console(file=fh, width=200),
                       cluster="local") == []
     text = out.read_text()
     assert "2 fold-run(s) left to Slurm jobs 77_0, 77_1, still queued or running" in text

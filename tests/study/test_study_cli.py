@@ -133,7 +133,7 @@ def test_slurm_launcher_through_submitits_local_executor(sample_cache, tmp_path)
     req = StudyRequest(plan=str(plan), cache=str(sample_cache), runs_dir=str(tmp_path / "runs"), fold="2",
                        preset="tiny", launcher="slurm", slurm=SlurmOptions(time="15"))
     study, data, keys = prepare(req)
-    jobs = submit(study, data, keys, req.slurm, Console(file=open(os.devnull, "w")), cluster="local")
+    jobs = submit(study, keys, req.slurm, Console(file=open(os.devnull, "w")), cluster="local")
     assert len(jobs) == 2
     assert [job.result() for job in jobs] == ["done", "done"]
     assert _states(study) == {"fold2/a": "done", "fold2/b": "done"}

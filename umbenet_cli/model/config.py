@@ -391,15 +391,15 @@ def _prompt_fits(c: UMBEnetConfig) -> list[str]:
         return [f"class_descriptions=true but class {exc.args[0]!r} has no description; "
                 f"known: {sorted(CLASS_DESCRIPTIONS)}; set class_descriptions=false"]
     try:
-        text = max(texts, key=clip_tokens)
+        tokens, text = max(((clip_tokens(t), t) for t in texts), key=lambda x: x[0])  # the first longest
     except FileNotFoundError:  # no open-clip-torch vocabulary: the model's check is the one
         return []
-    need = 1 + c.prompt_length + clip_tokens(text) + 1
+    need = 1 + c.prompt_length + tokens + 1
     if need <= CLIP_TEXT_POSITIONS:
         return []
     pool = f"pool.length {c.pool.length} + " if c.pool.enabled else ""
     return [f"prompt length {c.prompt_length} ({pool}inherent_length {c.inherent_length}): [SOS] + "
-            f"{c.prompt_length} prompt tokens + {clip_tokens(text)} tokens for {text!r} + [EOS] "
+            f"{c.prompt_length} prompt tokens + {tokens} tokens for {text!r} + [EOS] "
             f"= {need} exceed CLIP's {CLIP_TEXT_POSITIONS} text positions; shorten pool.length or "
             f"inherent_length" + (", or set class_descriptions=false" if c.class_descriptions else "")]
 

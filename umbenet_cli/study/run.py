@@ -138,7 +138,7 @@ def run_study(req: StudyRequest, console: Console, err: Console) -> int:
     S.log(study_dir, f"study run: {len(todo)} of {len(keys)} fold-runs to do ({req.launcher} launcher)")
     if req.launcher == "slurm":
         with S.launcher_lock(study_dir):  # not while a local launcher works on the study
-            submit(study_dir, data, keys, req.slurm, console, take_over=req.take_over)
+            submit(study_dir, keys, req.slurm, console, take_over=req.take_over)
         return 0
     with S.launcher_lock(study_dir):
         refuse_if_held(study_dir, keys, req.take_over)  # nor on runs that Slurm jobs still hold

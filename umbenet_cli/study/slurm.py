@@ -120,7 +120,8 @@ def release(study_dir: Path, keys: list[str], take_over: bool) -> dict[str, str]
     """Give back to the study the fold-runs of ``keys`` whose Slurm tasks are gone (or all of
     them with ``take_over``). Returns those still held by queued or running jobs: key -> job id;
     raises when ``squeue`` cannot tell and ``take_over`` was not given."""
-    holding = held(S.read(study_dir), keys)
+    data = S.read(study_dir)
+    holding = held(data, keys)
     if not holding:
         return {}
     alive = set() if take_over else live_jobs(sorted(set(holding.values())))
@@ -129,13 +130,13 @@ def release(study_dir: Path, keys: list[str], take_over: bool) -> dict[str, str]
                          f"({_jobs_text(holding)}), and `squeue` cannot be run here to see whether they still "
                          f"run. Run this on the cluster's login node; or, once those jobs are gone for good "
                          f"(scancel), pass --take-over.")
-    for key, job in holding.items():
-        if job not in alive:
-            rec = S.read(study_dir)["runs"][key]
-            S.update(study_dir, key, slurm_submission=None, slurm_job=None,
-                     **({"state": "interrupted"} if rec["state"] == "running" else {}))
-            S.log(study_dir, f"{key}: Slurm job {job} " + ("taken over (--take-over)" if take_over else "is gone")
-                  + "; the run is the study's again")
+    gone = {k: j for k, j in holding.items() if j not in alive}  # a gone task changes nothing any more
+    S.update_many(study_dir, {k: {"slurm_submission": None, "slurm_job": None,
+                                  **({"state": "interrupted"} if data["runs"][k]["state"] == "running" else {})}
+                              for k in gone})
+    for key, job in gone.items():
+        S.log(study_dir, f"{key}: Slurm job {job} " + ("taken over (--take-over)" if take_over else "is gone")
+              + "; the run is the study's again")
     return {k: j for k, j in holding.items() if j in alive}
 
 
@@ -144,12 +145,16 @@ def _jobs_text(holding: dict[str, str]) -> str:
     return "job" + ("s " if len(jobs) > 1 else " ") + ", ".join(jobs[:6]) + (", ..." if len(jobs) > 6 else "")
 
 
+def _runs_text(holding: dict[str, str]) -> str:
+    return ", ".join(list(holding)[:4]) + (", ..." if len(holding) > 4 else "")
+
+
 def refuse_if_held(study_dir: Path, keys: list[str], take_over: bool) -> None:
     """A local launcher does not start on fold-runs that Slurm jobs still hold."""
     still = release(study_dir, keys, take_over)
     if still:
         raise StudyError(f"{len(still)} fold-run(s) of {study_dir} are with Slurm {_jobs_text(still)}, still queued or "
-                         f"running ({', '.join(list(still)[:4])}{', ...' if len(still) > 4 else ''}): wait for "
+                         f"running ({_runs_text(still)}): wait for "
                          f"them (`umbenet study status {study_dir}`), or cancel them (scancel) and run this again.")
 
 
@@ -235,7 +240,7 @@ def make_executor(study_dir: Path, opts: SlurmOptions, cluster: str | None = "sl
     return executor
 
 
-def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, console: Console,
+def submit(study_dir: Path, keys: list[str], opts: SlurmOptions, console: Console,
            cluster: str | None = "slurm", take_over: bool = False) -> list:
     """Submit the arrays; returns the submitit jobs. ``cluster="local"`` runs them on this machine
     through submitit's local executor (tests): it has no dependencies, so the second array is
@@ -248,7 +253,7 @@ def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, con
     still = release(study_dir, keys, take_over)
     if still:
         console.print(f"{len(still)} fold-run(s) left to Slurm {_jobs_text(still)}, still queued or running: "
-                      f"{', '.join(list(still)[:4])}{', ...' if len(still) > 4 else ''}", highlight=False)
+                      f"{_runs_text(still)}", highlight=False)
     groups = arrays(S.read(study_dir), [k for k in keys if k not in still])
     if not groups:
         console.print("nothing to submit: every run of the study is done"
@@ -265,16 +270,15 @@ def submit(study_dir: Path, data: dict, keys: list[str], opts: SlurmOptions, con
                     job.wait()
             else:
                 executor = make_executor(study_dir, opts, cluster, after=submitted[0].job_id.split("_")[0])
-        for key in group:  # before the tasks exist: one may start at once
-            S.update(study_dir, key, slurm_submission=submission, slurm_job=None)
+        # Recorded before the tasks exist: one may start at once.
+        S.update_many(study_dir, {k: {"slurm_submission": submission, "slurm_job": None} for k in group})
         try:
             jobs = executor.map_array(task, group)
         except Exception:
-            for key in group:
-                S.update(study_dir, key, slurm_submission=None)
+            S.update_many(study_dir, {k: {"slurm_submission": None} for k in group})
             raise
+        S.update_many(study_dir, {k: {"slurm_job": job.job_id} for k, job in zip(group, jobs)})
         for key, job in zip(group, jobs):
-            S.update(study_dir, key, slurm_job=job.job_id)
             S.log(study_dir, f"{key} submitted (array {i + 1}, job {job.job_id})")
         console.print(f"array {i + 1}: {len(group)} task(s) submitted as job {jobs[0].job_id.split('_')[0]}",
                       highlight=False)

@@ -128,22 +128,28 @@ def _options(argv: list[str] | tuple[str, ...]) -> list[str]:
 def update(study_dir: Path, key: str, **changes) -> dict:
     """Set fields of one fold-run's record (state, error, ...); returns the new record. Entering
     ``running`` stamps ``started`` and where; leaving it adds the time spent to ``elapsed``."""
+    return update_many(study_dir, {key: changes})[key]
+
+
+def update_many(study_dir: Path, changes: dict[str, dict]) -> dict[str, dict]:
+    """``update`` for several fold-runs (key -> fields), in one write; returns the new records."""
     with _locked(study_dir):
         data = read(study_dir)
-        rec = data["runs"][key]
-        state = changes.get("state")
-        if state == "running" and rec["state"] != "running":
-            changes.setdefault("started", time.time())
-            changes.setdefault("where", f"{socket.gethostname()}:{os.getpid()}")
-        if state is not None and state != "running" and rec["state"] == "running" and rec.get("started"):
-            changes.setdefault("elapsed", rec.get("elapsed", 0.0) + time.time() - rec["started"])
-            changes.setdefault("started", None)
-        if state == "done":
-            changes.setdefault("finished", now())
-            changes.setdefault("error", None)
-        rec.update(changes)
+        for key, fields_ in changes.items():
+            rec, fields_ = data["runs"][key], dict(fields_)
+            state = fields_.get("state")
+            if state == "running" and rec["state"] != "running":
+                fields_.setdefault("started", time.time())
+                fields_.setdefault("where", f"{socket.gethostname()}:{os.getpid()}")
+            if state is not None and state != "running" and rec["state"] == "running" and rec.get("started"):
+                fields_.setdefault("elapsed", rec.get("elapsed", 0.0) + time.time() - rec["started"])
+                fields_.setdefault("started", None)
+            if state == "done":
+                fields_.setdefault("finished", now())
+                fields_.setdefault("error", None)
+            rec.update(fields_)
         _write(study_dir, data)
-        return dict(rec)
+        return {key: dict(data["runs"][key]) for key in changes}
 
 
 def elapsed(rec: dict) -> float:
